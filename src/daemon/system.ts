@@ -1,0 +1,83 @@
+// What the daemon asks of the Linux box it runs on: interface addresses and
+// MTUs, the kernel's forwarding switches, and NIC offloads.
+
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
+import type { PortDescription } from '../dataplane/ports.js';
+import { parseAddress } from '../util/ipv4.js';
+
+const execFileAsync = promisify(execFile);
+
+export class SystemError extends Error {
+  readonly code = 'ESYSTEM';
+}
+
+function parseMac(text: string): Uint8Array {
+  return Uint8Array.from(text.split(':').map((h) => parseInt(h, 16)));
+}
+
+/** Reads name, MAC, MTU and IPv4 addresses of an interface from the kernel. */
+export async function describeInterface(name: string, mtuOverride?: number): Promise<PortDescription> {
+  let mtuText: string;
+  let macText: string;
+  try {
+    mtuText = await readFile(`/sys/class/net/${name}/mtu`, 'utf8');
+    macText = (await readFile(`/sys/class/net/${name}/address`, 'utf8')).trim();
+  } catch {
+    throw new SystemError(`interface ${name} does not exist (see \`ip link\`)`);
+  }
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(macText)) {
+    throw new SystemError(`interface ${name} has no Ethernet address (${macText || 'none'}): vipr ports must be Ethernet`);
+  }
+  const addresses = (networkInterfaces()[name] ?? [])
+    .filter((a) => a.family === 'IPv4')
+    .map((a) => ({ address: parseAddress(a.address), length: Number(a.cidr!.split('/')[1]) }));
+  if (addresses.length === 0) {
+    throw new SystemError(`interface ${name} has no IPv4 address: vipr needs one per port to ARP from and to send ICMP errors from`);
+  }
+  return { name, mac: parseMac(macText), mtu: mtuOverride ?? Number(mtuText.trim()), addresses };
+}
+
+export async function operState(name: string): Promise<string> {
+  return (await readFile(`/sys/class/net/${name}/operstate`, 'utf8').catch(() => 'unknown')).trim();
+}
+
+const forwardingPath = (name: string) => `/proc/sys/net/ipv4/conf/${name}/forwarding`;
+
+/** Interfaces (of `names`) on which the kernel forwards IPv4. */
+export async function kernelForwardingOn(names: readonly string[]): Promise<string[]> {
+  const on: string[] = [];
+  for (const name of names) {
+    const value = (await readFile(forwardingPath(name), 'utf8').catch(() => '0')).trim();
+    if (value !== '0') on.push(name);
+  }
+  return on;
+}
+
+export async function disableKernelForwarding(names: readonly string[]): Promise<void> {
+  for (const name of names) await writeFile(forwardingPath(name), '0\n');
+}
+
+/**
+ * Turns GRO and LRO off: with them on, the kernel hands a packet socket
+ * merged super-frames no wire carries (see DESIGN.md, pitfalls). Returns what
+ * it changed, in ethtool's words; features the driver fixes are left alone.
+ */
+export async function disableReceiveOffloads(name: string): Promise<string[]> {
+  const changed: string[] = [];
+  let features: string;
+  try {
+    features = (await execFileAsync('ethtool', ['-k', name])).stdout;
+  } catch (error) {
+    throw new SystemError(`interface ${name}: cannot read offloads with ethtool (${(error as Error).message.split('\n')[0]}); install ethtool or set offloads: keep`);
+  }
+  for (const [feature, short] of [['generic-receive-offload', 'gro'], ['large-receive-offload', 'lro']] as const) {
+    const line = features.split('\n').find((l) => l.startsWith(`${feature}:`)) ?? '';
+    if (!/: on/.test(line) || /\[fixed\]/.test(line)) continue;
+    await execFileAsync('ethtool', ['-K', name, short, 'off']);
+    changed.push(`${short} off`);
+  }
+  return changed;
+}

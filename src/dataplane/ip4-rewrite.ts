@@ -1,0 +1,83 @@
+// ip4-rewrite: resolves the next hop's MAC and rewrites the frame in place.
+//
+// Uses:  batch.nextHop (next-hop index), batch.data; nextHops (kind, port,
+//        neighbor); neighbors (state, ready-made Ethernet header); ports.mtu
+// Sets:  Ethernet destination and source, TTL - 1, header checksum (RFC 1624
+//        incremental update); batch.egress; neighbors.used
+// Next:  tx         rewritten, send on batch.egress[i]
+//        hold       neighbour not resolved yet (or failed): the resolver decides
+//        icmpError  larger than the egress MTU with DF set (fragmentation needed)
+//        drop       larger than the egress MTU without DF (mtuExceeded: vipr does not fragment)
+//
+// IP options and fragments are forwarded untouched: only TTL and checksum change.
+
+import { checksumAdjust } from '../packet/checksum.js';
+import { ETHER_HEADER_LENGTH, IP_CHECKSUM, IP_DST, IP_FLAG_DF, IP_FLAGS_FRAGMENT, IP_TTL } from '../packet/layout.js';
+import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
+import { ETHER_PAIR, NeighborState, type NeighborTable } from '../neighbor/table.js';
+import { SLOT_SIZE, type FrameBatch } from './batch.js';
+import { Drop, type Counters } from './counters.js';
+import { IcmpError, Next } from './next.js';
+import type { PortTable } from './ports.js';
+
+/** Neighbour entry for next hop `nextHop` and the frame's destination, or -1. */
+export function neighborFor(
+  nextHops: NextHopTable, neighbors: NeighborTable, nextHop: number, data: Uint8Array, off: number,
+): number {
+  if (nextHops.kind[nextHop] === NextHopKind.gateway) return nextHops.neighbor[nextHop];
+  const d = off + IP_DST;
+  const entry = neighbors.find(((data[d] << 24) | (data[d + 1] << 16) | (data[d + 2] << 8) | data[d + 3]) >>> 0);
+  return entry >= 0 && neighbors.port[entry] === nextHops.port[nextHop] ? entry : -1;
+}
+
+/** Copies the neighbour's Ethernet header, decrements TTL and patches the checksum. */
+export function rewriteFrame(data: Uint8Array, off: number, ether: Uint8Array, etherOff: number): void {
+  for (let k = 0; k < ETHER_PAIR; k++) data[off + k] = ether[etherOff + k];
+  const ttlAt = off + IP_TTL;
+  const oldWord = (data[ttlAt] << 8) | data[ttlAt + 1];
+  const newWord = oldWord - 0x0100;
+  data[ttlAt] = newWord >> 8;
+  const sumAt = off + IP_CHECKSUM;
+  const checksum = checksumAdjust((data[sumAt] << 8) | data[sumAt + 1], oldWord, newWord);
+  data[sumAt] = checksum >> 8;
+  data[sumAt + 1] = checksum & 0xff;
+}
+
+export function ip4Rewrite(
+  batch: FrameBatch, nextHops: NextHopTable, neighbors: NeighborTable, ports: PortTable, counters: Counters,
+): void {
+  const data = batch.data;
+  const next = batch.next;
+  const states = neighbors.state;
+  const ether = neighbors.ether;
+  const used = neighbors.used;
+  const mtus = ports.mtu;
+  for (let i = 0, n = batch.count; i < n; i++) {
+    if (next[i] !== Next.ip4Rewrite) continue;
+    const off = i * SLOT_SIZE;
+    const nextHop = batch.nextHop[i];
+    const entry = neighborFor(nextHops, neighbors, nextHop, data, off);
+    if (entry < 0) {
+      next[i] = Next.hold;
+      continue;
+    }
+    const state = states[entry];
+    if (state !== NeighborState.reachable && state !== NeighborState.stale) {
+      next[i] = Next.hold;
+      continue;
+    }
+    const port = nextHops.port[nextHop];
+    if (batch.length[i] - ETHER_HEADER_LENGTH > mtus[port]) {
+      const df = data[off + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8);
+      batch.egress[i] = port; // the ICMP error quotes this port's MTU
+      next[i] = df ? Next.icmpError : Next.drop;
+      batch.nextHop[i] = df ? IcmpError.fragmentationNeeded : Drop.mtuExceeded;
+      counters.drops[Drop.mtuExceeded]++;
+      continue;
+    }
+    used[entry] = 1;
+    rewriteFrame(data, off, ether, entry * ETHER_PAIR);
+    batch.egress[i] = port;
+    next[i] = Next.tx;
+  }
+}

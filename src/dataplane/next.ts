@@ -1,0 +1,28 @@
+// Exits a stage writes per slot into FrameBatch.next; the dispatcher in
+// router.ts moves each slot to the stage its exit names.
+export const enum Next {
+  ethInput = 0,
+  ip4Input,
+  ip4Lookup,
+  ip4Rewrite,
+  /** Send on batch.egress[i]. */
+  tx,
+  /** Dropped; batch.nextHop[i] holds the Drop reason (already counted). */
+  drop,
+  /** Left to the kernel, which has its own copy (AF_PACKET and pcap are taps). */
+  punt,
+  /** ARP frame: the neighbour resolver learns from it (slow path). */
+  arp,
+  /** Send an ICMP error about this frame; batch.nextHop[i] holds the IcmpError kind. */
+  icmpError,
+  /** Next hop not resolved yet: park in the neighbour's hold queue (slow path). */
+  hold,
+}
+
+/** Which ICMP error to send, in batch.nextHop[i] of slots whose exit is Next.icmpError. */
+export const enum IcmpError {
+  timeExceeded = 0,
+  netUnreachable,
+  hostUnreachable,
+  fragmentationNeeded,
+}

@@ -1,0 +1,27 @@
+// A port backend: receive and send whole batches on one interface.
+// Narrow on purpose: the pcap backend and the packet-ring backend implement
+// the same few calls, and nothing else in vipr knows which one runs.
+
+import type { FrameBatch } from '../dataplane/batch.js';
+import type { TxPort } from '../dataplane/ports.js';
+
+/** Where a port delivers received frames: the shared RX batch and the scheduler that processes it. */
+export interface RxSink {
+  readonly batch: FrameBatch;
+  /** Frames were appended: process them soon (once per event-loop turn). */
+  pending(): void;
+  /** The batch is full: process it now, before appending more. */
+  full(): void;
+  /** A frame was too long for a slot (jumbo frames, or offloads left on). */
+  tooLong(port: number): void;
+}
+
+export interface Port extends TxPort {
+  readonly name: string;
+  readonly index: number;
+  /** Starts delivering received frames to `sink`. */
+  open(sink: RxSink): void;
+  close(): void;
+}
+
+export type PortBackendName = 'pcap';

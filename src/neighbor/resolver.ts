@@ -177,7 +177,7 @@ export class NeighborResolver implements NeighborSlowPath {
     if (entry < 0) {
       // Learn new neighbours only from frames addressed to us on a subnet we are on (as Linux does).
       if (!namesUs || !this.onConnectedSubnet(port, sender)) return;
-      entry = this.addConnected(sender, port);
+      entry = this.addConnected(sender, port, false);
       if (entry < 0) return;
     }
     const now = performance.now();
@@ -311,7 +311,8 @@ export class NeighborResolver implements NeighborSlowPath {
 
   // --- internals ---
 
-  private addConnected(address: number, port: number): number {
+  /** A new entry for a host on a connected subnet; `ask` sends the first request (not when the host just told us). */
+  private addConnected(address: number, port: number, ask = true): number {
     if (!this.onConnectedSubnet(port, address)) return -1;
     let entry = this.table.add(address, port, this.ports.macOf(port));
     if (entry < 0) {
@@ -322,7 +323,7 @@ export class NeighborResolver implements NeighborSlowPath {
       if (entry < 0) return -1;
     }
     this.lru.set(address, entry);
-    this.beginResolution(entry, performance.now());
+    if (ask) this.beginResolution(entry, performance.now());
     return entry;
   }
 

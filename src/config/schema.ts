@@ -1,0 +1,283 @@
+// The config file's schema: shape, defaults, per-field checks, and the
+// cross-field checks (names resolve, nothing is listed twice).
+//
+// Every message here is written for the operator who will read it after
+// `FILE:LINE:COL: FIELD: ` (see load.ts): short, one line, saying what was
+// found and what would be accepted.
+//
+// An issue about a clash with an earlier field (a prefix routed twice) carries
+// `params: { earlier: path }`; the loader appends "at line N" for that field,
+// since only the YAML document knows lines.
+
+import { z } from 'zod';
+import { formatAddress, formatPrefix, Ipv4Error, parseAddress, parsePrefix, type Prefix } from '../util/ipv4.js';
+import { didYouMean } from './suggest.js';
+import {
+  IO_BACKENDS,
+  KERNEL_FORWARDING_POLICIES,
+  LOG_LEVELS,
+  OFFLOAD_POLICIES,
+  ROUTE_TYPES,
+  type Config,
+  type RouteConfig,
+  type RouteType,
+} from './types.js';
+
+export interface ConfigIssueParams {
+  earlier?: PropertyKey[];
+}
+
+/** What the schema produces; the loader adds each route's source line. */
+export type ParsedConfig = Omit<Config, 'routes'> & { routes: Omit<RouteConfig, 'sourceLine'>[] };
+
+/** A value as the operator wrote it, for "got ..." in messages. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'an empty value';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a mapping (key: value)',
+  record: 'a mapping (name: value)',
+  array: 'a list',
+};
+
+/**
+ * The loader's default messages for zod's issue codes. Schema-level
+ * messages below take precedence; this covers the rest.
+ */
+export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'required but missing';
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeValue(issue.input)}`;
+    case 'unrecognized_keys':
+      return 'unknown key';
+    default:
+      return undefined;
+  }
+};
+
+type RawIssue = z.core.$ZodRawIssue;
+
+/**
+ * A strict mapping: unknown keys are errors (a misspelt key silently ignored
+ * is a default silently used), with a suggestion when the key is close to a
+ * known one. The loader points at the first unknown key.
+ */
+function strictMapping<Shape extends z.ZodRawShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue: RawIssue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
+      const suggestion = didYouMean(issue.keys[0], known);
+      return suggestion === '' ? `unknown key; known keys are ${known.join(', ')}` : `unknown key${suggestion}`;
+    },
+  });
+}
+
+function integer(min: number, max: number) {
+  const error = (issue: RawIssue) =>
+    issue.input === undefined ? undefined : `expected a whole number from ${min} to ${max}, got ${describeValue(issue.input)}`;
+  return z.number({ error }).int().min(min).max(max);
+}
+
+function oneOf<const Values extends readonly [string, ...string[]]>(values: Values) {
+  return z.enum(values, {
+    error: (issue: RawIssue) => {
+      if (issue.input === undefined) return undefined;
+      const suggestion = typeof issue.input === 'string' ? didYouMean(issue.input, values) : '';
+      return `expected one of ${values.join('|')}, got ${describeValue(issue.input)}${suggestion}`;
+    },
+  });
+}
+
+/** Runs an ip-num-backed parser inside zod so its error lands on this field. */
+function ipv4Field<T>(parse: (text: string) => T) {
+  return z.string().transform((text, ctx) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      if (!(error instanceof Ipv4Error)) throw error;
+      ctx.addIssue({ code: 'custom', message: error.message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** Why `address` cannot be a next hop, or undefined when it can. */
+function nextHopProblem(address: number): string | undefined {
+  const first = address >>> 24;
+  const text = formatAddress(address);
+  if (first === 0) return `${text} is in 0.0.0.0/8 ("this network") and cannot be a next hop`;
+  if (first === 127) return `${text} is a loopback address and cannot be a next hop`;
+  if (first >= 224 && first <= 239) return `${text} is a multicast address and cannot be a next hop`;
+  if (first >= 240) return `${text} is a reserved or broadcast address and cannot be a next hop`;
+  return undefined;
+}
+
+const nextHopAddress = ipv4Field(parseAddress).superRefine((address, ctx) => {
+  const problem = nextHopProblem(address);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Linux's IFNAMSIZ is 16 including the terminating NUL. */
+const INTERFACE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+const SERVER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+const interfaceSchema = strictMapping({
+  name: z.string().regex(INTERFACE_NAME, {
+    error: (issue: RawIssue) =>
+      `${describeValue(issue.input)} is not a valid interface name (1 to 15 characters from A-Z a-z 0-9 _ . : -)`,
+  }),
+  // 68 is the IPv4 minimum (RFC 791); 9000 is the usual jumbo frame.
+  mtu: integer(68, 9000).optional(),
+});
+
+const LIST_PORTS = 'list at least one data-plane port, e.g. [{ name: eth1 }]';
+
+const serverSchema = strictMapping({ address: nextHopAddress });
+
+const servers = z
+  .record(
+    z.string().regex(SERVER_NAME, {
+      error: (issue: RawIssue) =>
+        `${describeValue(issue.input)} is not a valid server name (a lower-case letter, then up to 31 of a-z 0-9 _ -)`,
+    }),
+    serverSchema,
+  )
+  .transform((record) => Object.entries(record).map(([name, server]) => ({ name, address: server.address })));
+
+/** Server names start with a letter, so a `via` starting with a digit is an address. */
+type ViaText = { server: string } | { address: number };
+
+const routeSchema = strictMapping({
+  prefix: ipv4Field(parsePrefix),
+  type: oneOf(ROUTE_TYPES).default('unicast'),
+  via: z.string().optional(),
+}).transform((route, ctx) => {
+  const type: RouteType = route.type;
+  let via: ViaText | undefined;
+  if (type === 'unicast') {
+    if (route.via === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['via'],
+        message: 'required but missing: a unicast route needs a server name or an IPv4 address (or type: unreachable or blackhole)',
+      });
+      return z.NEVER;
+    }
+    if (/^[0-9]/.test(route.via)) {
+      const parsed = nextHopAddress.safeParse(route.via);
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', path: ['via'], message: parsed.error.issues[0].message });
+        return z.NEVER;
+      }
+      via = { address: parsed.data };
+    } else {
+      via = { server: route.via };
+    }
+  } else if (route.via !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['via'],
+      message: `not allowed: ${type === 'unreachable' ? 'an unreachable' : 'a blackhole'} route has no next hop`,
+    });
+    return z.NEVER;
+  }
+  return { prefix: route.prefix, type, via };
+});
+
+export const configSchema = strictMapping({
+  log: strictMapping({ level: oneOf(LOG_LEVELS).default('info') }).prefault({}),
+  kernelForwarding: oneOf(KERNEL_FORWARDING_POLICIES).default('refuse'),
+  offloads: oneOf(OFFLOAD_POLICIES).default('disable'),
+  io: oneOf(IO_BACKENDS).default('pcap'),
+  interfaces: z
+    .array(interfaceSchema, {
+      error: (issue: RawIssue) => (issue.input === undefined ? `required but missing; ${LIST_PORTS}` : undefined),
+    })
+    .min(1, { error: `empty; ${LIST_PORTS}` }),
+  servers: servers.prefault({}),
+  routes: z.array(routeSchema).default([]),
+  neighbors: strictMapping({
+    reachableMs: integer(1_000, 3_600_000).default(30_000),
+    retransmitMs: integer(10, 60_000).default(1_000),
+    probes: integer(1, 100).default(3),
+    // 0 = do not hold frames while resolving: drop them and count the drop.
+    queueLength: integer(0, 65_536).default(64),
+    maxEntries: integer(1, 1_048_576).default(4_096),
+  }).prefault({}),
+  icmp: strictMapping({
+    // 0 = never send ICMP errors.
+    ratePerSecond: integer(0, 1_000_000).default(1_000),
+    burst: integer(1, 1_000_000).default(50),
+  }).prefault({}),
+  dataplane: strictMapping({
+    batchSize: integer(1, 4_096).default(256),
+  }).prefault({}),
+}).transform((config, ctx): ParsedConfig => {
+  const clash = (path: PropertyKey[], message: string, earlier: PropertyKey[]) => {
+    const params: ConfigIssueParams = { earlier };
+    ctx.addIssue({ code: 'custom', path, message, params });
+  };
+
+  const interfaceIndex = new Map<string, number>();
+  config.interfaces.forEach((port, i) => {
+    const first = interfaceIndex.get(port.name);
+    if (first === undefined) interfaceIndex.set(port.name, i);
+    else clash(['interfaces', i, 'name'], `"${port.name}" is already listed by interfaces[${first}]`, ['interfaces', first]);
+  });
+
+  const serverByAddress = new Map<number, string>();
+  const serverAddress = new Map<string, number>();
+  for (const server of config.servers) {
+    serverAddress.set(server.name, server.address);
+    const first = serverByAddress.get(server.address);
+    if (first === undefined) serverByAddress.set(server.address, server.name);
+    else {
+      clash(
+        ['servers', server.name, 'address'],
+        `${formatAddress(server.address)} is already the address of server ${first}`,
+        ['servers', first, 'address'],
+      );
+    }
+  }
+
+  const routeIndex = new Map<string, number>();
+  const routes = config.routes.map((route, i) => {
+    const key = formatPrefix(route.prefix);
+    const first = routeIndex.get(key);
+    if (first === undefined) routeIndex.set(key, i);
+    else clash(['routes', i, 'prefix'], `${key} is already routed by routes[${first}]`, ['routes', first]);
+
+    const result: { prefix: Prefix; type: RouteType; via?: { server?: string; address: number } } = {
+      prefix: route.prefix,
+      type: route.type,
+    };
+    if (route.via !== undefined && 'address' in route.via) result.via = { address: route.via.address };
+    if (route.via !== undefined && 'server' in route.via) {
+      const name = route.via.server;
+      const address = serverAddress.get(name);
+      if (address === undefined) {
+        const known = [...serverAddress.keys()];
+        const message = known.length === 0
+          ? `unknown server "${name}"; no servers are defined`
+          : `unknown server "${name}"${didYouMean(name, known)} (known servers: ${known.join(', ')})`;
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'via'], message });
+      } else {
+        result.via = { server: name, address };
+      }
+    }
+    return result;
+  });
+
+  return { ...config, routes };
+});

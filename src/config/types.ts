@@ -1,0 +1,81 @@
+// The typed configuration the daemon runs from: what `loadConfig` returns.
+// Addresses and prefixes are already numbers (see src/util/ipv4.ts), server
+// names in routes are already resolved, every default is filled in.
+
+import type { Prefix } from '../util/ipv4.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What to do when the kernel would also forward the traffic vipr forwards. */
+export const KERNEL_FORWARDING_POLICIES = ['refuse', 'disable'] as const;
+export type KernelForwardingPolicy = (typeof KERNEL_FORWARDING_POLICIES)[number];
+
+/** Whether vipr turns GRO/LRO off on its data-plane ports at start. */
+export const OFFLOAD_POLICIES = ['disable', 'keep'] as const;
+export type OffloadPolicy = (typeof OFFLOAD_POLICIES)[number];
+
+/** Port backends the loader accepts. The AF_PACKET ring ('ring') joins when it lands. */
+export const IO_BACKENDS = ['pcap'] as const;
+export type IoBackend = (typeof IO_BACKENDS)[number];
+
+export const ROUTE_TYPES = ['unicast', 'unreachable', 'blackhole'] as const;
+export type RouteType = (typeof ROUTE_TYPES)[number];
+
+export interface InterfaceConfig {
+  name: string;
+  /** Override; when absent the daemon reads the MTU from the system. */
+  mtu?: number;
+}
+
+export interface ServerConfig {
+  name: string;
+  address: number;
+}
+
+export interface RouteVia {
+  /** Set when the route named a server; `address` is then that server's address. */
+  server?: string;
+  address: number;
+}
+
+export interface RouteConfig {
+  prefix: Prefix;
+  type: RouteType;
+  /** Present exactly when `type` is 'unicast'. */
+  via?: RouteVia;
+  /** 1-based line of the config file the route came from. */
+  sourceLine: number;
+}
+
+export interface NeighborConfig {
+  reachableMs: number;
+  retransmitMs: number;
+  probes: number;
+  queueLength: number;
+  maxEntries: number;
+}
+
+export interface IcmpConfig {
+  ratePerSecond: number;
+  burst: number;
+}
+
+export interface DataplaneConfig {
+  batchSize: number;
+}
+
+export interface Config {
+  log: { level: LogLevel };
+  kernelForwarding: KernelForwardingPolicy;
+  offloads: OffloadPolicy;
+  io: IoBackend;
+  interfaces: InterfaceConfig[];
+  /** In file order. */
+  servers: ServerConfig[];
+  /** In file order. */
+  routes: RouteConfig[];
+  neighbors: NeighborConfig;
+  icmp: IcmpConfig;
+  dataplane: DataplaneConfig;
+}

@@ -1,0 +1,51 @@
+// One router instance: ports, tables, data plane, neighbour resolver and RIB,
+// wired together. The daemon gives it real ports; tests and benchmarks give it
+// in-memory ones (src/io/memory-port.ts) and drive the same code.
+
+import type { Config } from '../config/types.js';
+import { FrameBatch } from '../dataplane/batch.js';
+import { Counters } from '../dataplane/counters.js';
+import { Dataplane, type DataplaneTables } from '../dataplane/dataplane.js';
+import { IcmpErrorSender } from '../dataplane/icmp-error.js';
+import { PortTable, type PortDescription, type TxPort } from '../dataplane/ports.js';
+import { LpmTable } from '../fib/lpm.js';
+import { NextHopTable } from '../fib/nexthop.js';
+import { NeighborResolver, type NeighborEvents } from '../neighbor/resolver.js';
+import { Rib } from '../rib/rib.js';
+
+export type RouterConfig = Pick<Config, 'routes' | 'neighbors' | 'icmp' | 'dataplane'>;
+
+export class Router {
+  readonly ports: PortTable;
+  readonly counters: Counters;
+  readonly tables: DataplaneTables;
+  readonly resolver: NeighborResolver;
+  readonly rib: Rib;
+  readonly dataplane: Dataplane;
+  /** The shared receive batch ports append to. */
+  readonly batch: FrameBatch;
+
+  constructor(
+    descriptions: PortDescription[],
+    txPorts: readonly TxPort[],
+    config: RouterConfig,
+    events: NeighborEvents = {},
+  ) {
+    this.ports = new PortTable(descriptions);
+    this.counters = new Counters(descriptions.length);
+    const nextHops = new NextHopTable();
+    this.batch = new FrameBatch(config.dataplane.batchSize);
+    const icmp = new IcmpErrorSender(this.ports, txPorts, this.counters, config.icmp);
+    this.resolver = new NeighborResolver(this.ports, txPorts, nextHops, this.counters, icmp, config.neighbors, events);
+    // An empty table until the RIB compiles the first real one.
+    this.tables = { fib: new LpmTable({ tbl8Groups: 1 }), nextHops, neighbors: this.resolver.table };
+    this.rib = new Rib(this.ports, nextHops, this.resolver, this.tables);
+    this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, config.dataplane.batchSize);
+    this.rib.load(config.routes);
+  }
+
+  /** Processes whatever the ports appended to the shared batch. */
+  process(): void {
+    this.dataplane.process(this.batch);
+  }
+}

@@ -1,0 +1,91 @@
+// The article's router in memory: up0 towards the client, lan0 towards the
+// web servers, the lab's routes, and MemoryPorts in place of NICs.
+
+import type { RouteConfig } from '../../src/config/types.js';
+import { Router, type RouterConfig } from '../../src/daemon/router.js';
+import { MemoryPort } from '../../src/io/memory-port.js';
+import { arpFrame } from '../../src/packet/builder.js';
+import { parseAddress, parsePrefix } from '../../src/util/ipv4.js';
+
+export const MAC = {
+  up0: '02:00:00:00:00:01',
+  lan0: '02:00:00:01:00:01',
+  client: '02:00:00:00:00:02',
+  web1: '02:00:00:01:00:02',
+  web2: '02:00:00:01:00:03',
+  web3: '02:00:00:01:00:04',
+  web4: '02:00:00:01:00:05',
+} as const;
+
+export const UP0 = 0;
+export const LAN0 = 1;
+
+const unicast = (prefix: string, via: string, line: number): RouteConfig => ({
+  prefix: parsePrefix(prefix), type: 'unicast', via: { address: parseAddress(via) }, sourceLine: line,
+});
+
+export const ARTICLE_ROUTES: RouteConfig[] = [
+  unicast('192.168.1.32/27', '192.168.1.2', 1),
+  unicast('192.168.1.64/27', '192.168.1.3', 2),
+  unicast('192.168.1.96/27', '192.168.1.4', 3),
+  unicast('192.168.1.128/27', '192.168.1.5', 4),
+  { prefix: parsePrefix('192.168.1.0/24'), type: 'unreachable', sourceLine: 5 },
+  { prefix: parsePrefix('198.51.100.0/24'), type: 'blackhole', sourceLine: 6 },
+  unicast('0.0.0.0/0', '10.0.0.254', 7),
+];
+
+export function routerConfig(overrides: Partial<RouterConfig> = {}): RouterConfig {
+  return {
+    routes: ARTICLE_ROUTES,
+    neighbors: { reachableMs: 30000, retransmitMs: 1000, probes: 3, queueLength: 4, maxEntries: 64 },
+    icmp: { ratePerSecond: 1000, burst: 50 },
+    dataplane: { batchSize: 64 },
+    ...overrides,
+  };
+}
+
+const mac = (m: string) => Uint8Array.from(m.split(':').map((h) => parseInt(h, 16)));
+
+export interface ArticleRouter {
+  router: Router;
+  up0: MemoryPort;
+  lan0: MemoryPort;
+  /** Pushes frames in on a port and runs one batch. */
+  receive(port: number, ...frames: Buffer[]): void;
+  /** Answers the ARP requests for web1..web4 and the upstream gateway, then forgets what was sent. */
+  resolveAll(): void;
+}
+
+export function articleRouter(overrides: Partial<RouterConfig> = {}): ArticleRouter {
+  const up0 = new MemoryPort('up0');
+  const lan0 = new MemoryPort('lan0');
+  const router = new Router(
+    [
+      { name: 'up0', mac: mac(MAC.up0), mtu: 1500, addresses: [{ address: parseAddress('10.0.0.1'), length: 24 }] },
+      { name: 'lan0', mac: mac(MAC.lan0), mtu: 1500, addresses: [{ address: parseAddress('192.168.1.1'), length: 27 }] },
+    ],
+    [up0, lan0],
+    routerConfig(overrides),
+  );
+  const receive = (port: number, ...frames: Buffer[]) => {
+    for (const frame of frames) router.batch.push(port, frame, frame.length);
+    router.process();
+  };
+  const reply = (port: number, from: string, fromMac: string, to: string, toMac: string) =>
+    arpFrame({ operation: 'reply', dstMac: toMac, srcMac: fromMac, senderMac: fromMac, senderAddress: from, targetMac: toMac, targetAddress: to });
+  return {
+    router, up0, lan0, receive,
+    resolveAll() {
+      receive(
+        LAN0,
+        reply(LAN0, '192.168.1.2', MAC.web1, '192.168.1.1', MAC.lan0),
+        reply(LAN0, '192.168.1.3', MAC.web2, '192.168.1.1', MAC.lan0),
+        reply(LAN0, '192.168.1.4', MAC.web3, '192.168.1.1', MAC.lan0),
+        reply(LAN0, '192.168.1.5', MAC.web4, '192.168.1.1', MAC.lan0),
+      );
+      receive(UP0, reply(UP0, '10.0.0.254', MAC.client, '10.0.0.1', MAC.up0));
+      up0.take();
+      lan0.take();
+    },
+  };
+}

@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
 import { Router } from './router.js';
+import { describe as describeRoute } from '../rib/rib.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
@@ -62,8 +63,8 @@ export class Daemon {
       );
     }
     for (const route of rib.routes()) {
-      if (route.source !== 'config') continue;
-      const target = route.via ? `via ${formatAddress(route.via.address)}${route.via.server ? ` (${route.via.server})` : ''} on ${route.via.port}` : route.type;
+      if (route.source !== "config") continue;
+      const target = describeRoute(route) + (route.via.length > 0 ? ` on ${route.via[0].port}` : '');
       log.info({ route: formatPrefix(route.prefix), line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target}`);
     }
     daemon.open();

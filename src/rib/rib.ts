@@ -1,9 +1,20 @@
-// The RIB: the router's intent (connected subnets, its own addresses, static
-// routes) compiled into a FIB. Control plane: plain, allocating TypeScript.
+// The RIB: the router's intent compiled into a FIB. Control plane: plain,
+// allocating TypeScript.
 //
-// Compiling builds a whole new LpmTable beside the live one and publishes it
-// with one assignment to `tables.fib`; the data plane reads that reference once
-// per batch, so a packet sees the old table or the new one, never a mix.
+// Intent has three layers, later ones winning for the same prefix:
+//   interface routes  connected subnets, the router's own addresses (to the
+//                     kernel) and subnet broadcasts (never forwarded);
+//   config routes     from the config file;
+//   runtime changes   from the control socket (`route add/replace/del`),
+//                     persisted by the caller so they survive a restart.
+//
+// How a change reaches the data plane:
+//   load()    builds a whole new LpmTable beside the live one and publishes it
+//             with one assignment to `tables.fib` (start, reload);
+//   commit()  edits the live table in place, all edits of one change inside
+//             one synchronous call. The data plane runs on the same thread
+//             and reads `tables.fib` once per batch, so the call falls between
+//             two batches: no frame sees half a change either way.
 
 import { LpmTable } from '../fib/lpm.js';
 import {
@@ -15,31 +26,70 @@ import type { NeighborResolver } from '../neighbor/resolver.js';
 import type { RouteConfig, RouteType } from '../config/types.js';
 import { contains, formatAddress, formatPrefix, maskOf, type Prefix } from '../util/ipv4.js';
 
-export type RouteSource = 'connected' | 'local' | 'broadcast' | 'config';
+export type RouteSource = 'connected' | 'local' | 'broadcast' | 'config' | 'runtime';
+
+export interface Gateway {
+  address: number;
+  /** Server name, when the route named one. */
+  server?: string;
+}
+
+/** A route as the operator states it (config file or control socket). */
+export interface RouteSpec {
+  prefix: Prefix;
+  type: RouteType;
+  /** Unicast: next hops in order of preference; the first carries the route. */
+  via: Gateway[];
+}
 
 export interface RibRoute {
   prefix: Prefix;
   type: RouteType | 'connected' | 'local' | 'broadcast';
   source: RouteSource;
-  /** Gateway for unicast routes. */
-  via?: { address: number; server?: string; port: string };
-  /** Port of connected routes. */
+  via: (Gateway & { port: string })[];
+  /** Port of interface routes. */
   port?: string;
+  /** Line of the config file, for config routes. */
   sourceLine?: number;
+  /** Runtime change that replaced a config route. */
+  overrides?: 'config';
+  /** The next hop the FIB leaf holds. */
   nextHop: number;
 }
 
+export type RouteChange =
+  | { op: 'add' | 'replace'; route: RouteSpec }
+  | { op: 'del'; prefix: Prefix }
+  /** Drop the runtime change for a prefix: the config route (if any) is back. */
+  | { op: 'revert'; prefix: Prefix };
+
+/** Runtime changes relative to the config: a spec, or null for "deleted". */
+export type RuntimeChanges = Map<string, RouteSpec | null>;
+
 export class RibError extends Error {
-  readonly code = 'EROUTE';
+  readonly code: string;
+  constructor(message: string, code = 'EROUTE') {
+    super(message);
+    this.code = code;
+  }
 }
 
-const key = (p: Prefix) => `${p.address}/${p.length}`;
+export const prefixKey = (p: Prefix): string => `${p.address >>> 0}/${p.length}`;
+
+interface Compiled {
+  routes: Map<string, RibRoute>;
+  gateways: Map<number, number>; // gateway address -> port
+}
 
 export class Rib {
   private routesByKey = new Map<string, RibRoute>();
+  private configRoutes: RouteConfig[] = [];
+  private runtime: RuntimeChanges = new Map();
   /** Gateway next hops, shared by every route through the same gateway. */
   private gateways = new Map<number, { nextHop: number; neighbor: number }>();
-  private connectedNextHop: number[] = [];
+  private readonly connectedNextHop: number[] = [];
+  /** When the FIB last changed (ms since epoch), for stats. */
+  lastChange = 0;
 
   constructor(
     private readonly ports: PortTable,
@@ -52,66 +102,183 @@ export class Rib {
     }
   }
 
-  /** Validates `routes` against the ports, then builds and swaps in a new FIB. Throws RibError and changes nothing on a bad route. */
-  load(routes: readonly RouteConfig[]): void {
-    const next = new Map<string, RibRoute>();
-    for (const route of this.interfaceRoutes()) next.set(key(route.prefix), route);
-    const gatewaysNeeded = new Map<number, number>(); // gateway address -> port
-    for (const route of routes) {
-      const where = `route ${formatPrefix(route.prefix)} (line ${route.sourceLine})`;
-      const clash = next.get(key(route.prefix));
-      if (clash) {
-        throw new RibError(`${where}: duplicates the ${clash.source} route of ${clash.port ?? clash.via?.port ?? 'this router'}`);
-      }
-      let via: RibRoute['via'];
-      if (route.type === 'unicast') {
-        const gateway = route.via!.address;
-        const port = this.portForGateway(gateway);
-        if (port < 0) {
-          throw new RibError(`${where}: gateway ${formatAddress(gateway)} is not on a connected subnet of any interface (${this.describeSubnets()})`);
-        }
-        if (this.isOwnAddress(gateway)) {
-          throw new RibError(`${where}: gateway ${formatAddress(gateway)} is this router's own address`);
-        }
-        gatewaysNeeded.set(gateway, port);
-        via = { address: gateway, server: route.via!.server, port: this.ports.names[port] };
-      }
-      next.set(key(route.prefix), {
-        prefix: route.prefix, type: route.type, source: 'config', via, sourceLine: route.sourceLine, nextHop: 0,
-      });
-    }
-
-    // Everything is valid: allocate next hops for new gateways, build, swap, then release unused ones.
-    for (const [gateway, port] of gatewaysNeeded) {
-      if (this.gateways.has(gateway)) continue;
-      const neighbor = this.resolver.pinGateway(gateway, port);
-      if (neighbor < 0) throw new RibError(`gateway ${formatAddress(gateway)}: neighbour table full`);
-      const nextHop = this.nextHops.allocate(NextHopKind.gateway, port, gateway, neighbor);
-      this.gateways.set(gateway, { nextHop, neighbor });
-    }
+  /**
+   * Compiles config routes plus runtime changes into a new FIB and swaps it in.
+   * Throws RibError and changes nothing when anything is invalid.
+   */
+  load(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges = this.runtime): void {
+    const compiled = this.compile(configRoutes, runtime);
+    this.ensureGateways(compiled.gateways);
     const entries: [number, number, number][] = [];
-    for (const route of next.values()) {
+    for (const route of compiled.routes.values()) {
       route.nextHop = this.nextHopFor(route);
       entries.push([route.prefix.address, route.prefix.length, route.nextHop]);
     }
     this.tables.fib = LpmTable.build(entries);
-    this.routesByKey = next;
-    for (const [gateway, { nextHop, neighbor }] of this.gateways) {
-      if (gatewaysNeeded.has(gateway)) continue;
-      this.nextHops.release(nextHop);
-      this.resolver.unpinGateway(neighbor);
-      this.gateways.delete(gateway);
+    this.routesByKey = compiled.routes;
+    this.configRoutes = [...configRoutes];
+    this.runtime = new Map(runtime);
+    this.releaseUnusedGateways(compiled.gateways);
+    this.lastChange = Date.now();
+  }
+
+  /**
+   * Validates changes (applied in order, each seeing the ones before it) and
+   * returns the runtime changes they produce. Changes nothing.
+   */
+  plan(changes: readonly RouteChange[]): RuntimeChanges {
+    const runtime = new Map(this.runtime);
+    const effective = new Map(this.routesByKey);
+    const configByKey = new Map(this.configRoutes.map((r) => [prefixKey(r.prefix), r]));
+    changes.forEach((change, index) => {
+      const where = changes.length > 1 ? `change ${index + 1}: ` : '';
+      const prefix = 'route' in change ? change.route.prefix : change.prefix;
+      const key = prefixKey(prefix);
+      const existing = effective.get(key);
+      if (existing && (existing.source === 'connected' || existing.source === 'local' || existing.source === 'broadcast')) {
+        throw new RibError(`${where}${formatPrefix(prefix)} is the ${existing.source} route of ${existing.port}; it follows the interface and cannot be changed`, 'EROUTEPROTECTED');
+      }
+      if (change.op === 'add' && existing) {
+        throw new RibError(`${where}route ${formatPrefix(prefix)} already exists (${describe(existing)}); use \`route replace\``, 'EROUTEEXISTS');
+      }
+      if (change.op === 'del' && !existing) {
+        throw new RibError(`${where}no route ${formatPrefix(prefix)} to delete`, 'ENOROUTE');
+      }
+      if (change.op === 'revert' && !runtime.has(key)) {
+        throw new RibError(`${where}route ${formatPrefix(prefix)} has no runtime change to revert`, 'ENOROUTE');
+      }
+      if (change.op === 'add' || change.op === 'replace') {
+        const route = this.resolveSpec(change.route, 'runtime', where);
+        route.overrides = configByKey.has(key) ? 'config' : undefined;
+        effective.set(key, route);
+        runtime.set(key, change.route);
+      } else if (change.op === 'del') {
+        effective.delete(key);
+        if (configByKey.has(key)) runtime.set(key, null);
+        else runtime.delete(key);
+      } else {
+        runtime.delete(key);
+        const config = configByKey.get(key);
+        if (config) effective.set(key, this.fromConfig(config));
+        else effective.delete(key);
+      }
+    });
+    return runtime;
+  }
+
+  /**
+   * Applies validated runtime changes to the live FIB in place, in one
+   * synchronous call (see the header). `runtime` comes from plan().
+   */
+  commit(runtime: RuntimeChanges): void {
+    const compiled = this.compile(this.configRoutes, runtime);
+    this.ensureGateways(compiled.gateways);
+    const fib = this.tables.fib;
+    for (const [key, route] of compiled.routes) {
+      route.nextHop = this.nextHopFor(route);
+      const old = this.routesByKey.get(key);
+      if (!old || old.nextHop !== route.nextHop) fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
     }
+    for (const [key, old] of this.routesByKey) {
+      if (!compiled.routes.has(key)) fib.delete(old.prefix.address, old.prefix.length);
+    }
+    this.routesByKey = compiled.routes;
+    this.runtime = new Map(runtime);
+    this.releaseUnusedGateways(compiled.gateways);
+    this.lastChange = Date.now();
   }
 
   routes(): RibRoute[] {
     return [...this.routesByKey.values()].sort(
-      (a, b) => a.prefix.address - b.prefix.address || a.prefix.length - b.prefix.length,
+      (a, b) => (a.prefix.address >>> 0) - (b.prefix.address >>> 0) || a.prefix.length - b.prefix.length,
     );
+  }
+
+  route(prefix: Prefix): RibRoute | undefined {
+    return this.routesByKey.get(prefixKey(prefix));
+  }
+
+  runtimeChanges(): RuntimeChanges {
+    return new Map(this.runtime);
   }
 
   get size(): number {
     return this.routesByKey.size;
+  }
+
+  // --- compiling ---
+
+  private compile(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges): Compiled {
+    const routes = new Map<string, RibRoute>();
+    for (const route of this.interfaceRoutes()) routes.set(prefixKey(route.prefix), route);
+    for (const config of configRoutes) {
+      const key = prefixKey(config.prefix);
+      const clash = routes.get(key);
+      if (clash) {
+        throw new RibError(`route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): duplicates the ${clash.source} route of ${clash.port}`);
+      }
+      if (runtime.has(key)) continue; // replaced or deleted at run time
+      routes.set(key, this.fromConfig(config));
+    }
+    const configKeys = new Set(configRoutes.map((r) => prefixKey(r.prefix)));
+    for (const [key, spec] of runtime) {
+      if (spec === null) continue;
+      const clash = routes.get(key);
+      if (clash) throw new RibError(`runtime route ${formatPrefix(spec.prefix)}: duplicates the ${clash.source} route of ${clash.port}`);
+      const route = this.resolveSpec(spec, 'runtime', 'runtime ');
+      if (configKeys.has(key)) route.overrides = 'config';
+      routes.set(key, route);
+    }
+    const gateways = new Map<number, number>();
+    for (const route of routes.values()) {
+      for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
+    }
+    return { routes, gateways };
+  }
+
+  private fromConfig(config: RouteConfig): RibRoute {
+    const spec: RouteSpec = { prefix: config.prefix, type: config.type, via: config.via ? [config.via] : [] };
+    const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): `);
+    route.sourceLine = config.sourceLine;
+    return route;
+  }
+
+  /** Checks the gateways of a spec against the ports. */
+  private resolveSpec(spec: RouteSpec, source: RouteSource, where: string): RibRoute {
+    if (spec.type === 'unicast' && spec.via.length === 0) throw new RibError(`${where}unicast route ${formatPrefix(spec.prefix)} needs a next hop`, 'EBADROUTE');
+    if (spec.type !== 'unicast' && spec.via.length > 0) throw new RibError(`${where}${spec.type} route ${formatPrefix(spec.prefix)} takes no next hop`, 'EBADROUTE');
+    const seen = new Set<number>();
+    const via = spec.via.map((gateway) => {
+      const port = this.portForGateway(gateway.address);
+      const name = gateway.server ? `${gateway.server} (${formatAddress(gateway.address)})` : formatAddress(gateway.address);
+      if (port < 0) {
+        throw new RibError(`${where}next hop ${name} is not on a connected subnet of any interface (${this.describeSubnets()})`, 'EBADNEXTHOP');
+      }
+      if (this.isOwnAddress(gateway.address)) throw new RibError(`${where}next hop ${name} is this router's own address`, 'EBADNEXTHOP');
+      if (seen.has(gateway.address)) throw new RibError(`${where}next hop ${name} is listed twice`, 'EBADNEXTHOP');
+      seen.add(gateway.address);
+      return { ...gateway, port: this.ports.names[port] };
+    });
+    return { prefix: spec.prefix, type: spec.type, source, via, nextHop: 0 };
+  }
+
+  private ensureGateways(needed: Map<number, number>): void {
+    for (const [gateway, port] of needed) {
+      if (this.gateways.has(gateway)) continue;
+      const neighbor = this.resolver.pinGateway(gateway, port);
+      if (neighbor < 0) throw new RibError(`next hop ${formatAddress(gateway)}: neighbour table full`, 'EFULL');
+      const nextHop = this.nextHops.allocate(NextHopKind.gateway, port, gateway, neighbor);
+      this.gateways.set(gateway, { nextHop, neighbor });
+    }
+  }
+
+  private releaseUnusedGateways(needed: Map<number, number>): void {
+    for (const [gateway, { nextHop, neighbor }] of this.gateways) {
+      if (needed.has(gateway)) continue;
+      this.nextHops.release(nextHop);
+      this.resolver.unpinGateway(neighbor);
+      this.gateways.delete(gateway);
+    }
   }
 
   private nextHopFor(route: RibRoute): number {
@@ -121,7 +288,7 @@ export class Rib {
       case 'broadcast': return NH_BROADCAST;
       case 'unreachable': return NH_UNREACHABLE;
       case 'blackhole': return NH_BLACKHOLE;
-      case 'unicast': return this.gateways.get(route.via!.address)!.nextHop;
+      case 'unicast': return this.gateways.get(route.via[0].address)!.nextHop;
     }
   }
 
@@ -132,11 +299,11 @@ export class Rib {
       const name = this.ports.names[port];
       for (const { address, length } of this.ports.addresses[port]) {
         const network = (address & maskOf(length)) >>> 0;
-        routes.push({ prefix: { address: network, length }, type: 'connected', source: 'connected', port: name, nextHop: 0 });
-        routes.push({ prefix: { address, length: 32 }, type: 'local', source: 'local', port: name, nextHop: 0 });
+        routes.push({ prefix: { address: network, length }, type: 'connected', source: 'connected', port: name, via: [], nextHop: 0 });
+        routes.push({ prefix: { address, length: 32 }, type: 'local', source: 'local', port: name, via: [], nextHop: 0 });
         if (length <= 30) {
           const broadcast = (network | ~maskOf(length)) >>> 0;
-          routes.push({ prefix: { address: broadcast, length: 32 }, type: 'broadcast', source: 'broadcast', port: name, nextHop: 0 });
+          routes.push({ prefix: { address: broadcast, length: 32 }, type: 'broadcast', source: 'broadcast', port: name, via: [], nextHop: 0 });
         }
       }
     }
@@ -166,4 +333,11 @@ export class Rib {
       .map((name, port) => `${name}: ${this.ports.addresses[port].map((a) => formatPrefix({ address: (a.address & maskOf(a.length)) >>> 0, length: a.length })).join(', ') || 'no address'}`)
       .join('; ');
   }
+}
+
+export function describe(route: RibRoute): string {
+  if (route.type === 'unicast') {
+    return `via ${route.via.map((v) => (v.server ? `${v.server} (${formatAddress(v.address)})` : formatAddress(v.address))).join(', ')}`;
+  }
+  return route.type;
 }

@@ -226,3 +226,245 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, i
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+// ---- the daemon and captures inside a lab ---------------------------------
+
+/** Exit code of a child: its code, or 128 + signal number when a signal ended it (like a shell). */
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
+}
+
+/** Collect a stream's output as lines (a partial last line is kept until it ends). */
+function collectLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    rest += chunk;
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      onLine(rest.slice(0, nl));
+      rest = rest.slice(nl + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (rest) onLine(rest);
+    rest = '';
+  });
+}
+
+/** Wait for a child to exit; resolves with its exit code (see exitCodeOf). */
+function exitOf(child: ChildProcess): Promise<number> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(exitCodeOf(child.exitCode, child.signalCode));
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
+    child.once('error', () => resolve(127));
+  });
+}
+
+export interface ViprProcess {
+  process: ChildProcess;
+  /** Every line the daemon wrote (pino JSON on stderr, anything on stdout), in order. */
+  logs: string[];
+  /** The parsed JSON log records (lines that are not JSON are skipped). */
+  records(): Array<Record<string, unknown>>;
+  /** SIGTERM, wait for the exit (SIGKILL after `graceMs`), resolve with the exit code. Idempotent. */
+  stop(graceMs?: number): Promise<number>;
+}
+
+export interface StartViprOptions {
+  /** Node namespace the daemon runs in (default 'router'). */
+  node?: LabNodeName;
+  /** How long to wait for the `ready:` line (default 15 s). */
+  readyTimeoutMs?: number;
+}
+
+/** The last `count` log lines, for error messages. */
+function tail(lines: string[], count = 20): string {
+  return lines.slice(-count).join('\n');
+}
+
+/**
+ * Start `vipr run --config CONFIG` (dist/src/cli/main.js, built by tsc) inside
+ * the router namespace and wait for its `ready:` log line. Throws with the log
+ * tail if the daemon exits first or is not ready within the timeout (and kills it then).
+ * A relative config path is taken from the repository root.
+ */
+export async function startVipr(lab: Lab, configPath: string, opts: StartViprOptions = {}): Promise<ViprProcess> {
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
+  const child = spawnIn(lab, opts.node ?? 'router', [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  let onReady: (() => void) | undefined;
+  const isReady = (line: string): boolean => {
+    try {
+      const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+      return typeof msg === 'string' && msg.startsWith('ready:');
+    } catch {
+      return false;
+    }
+  };
+  const onLine = (line: string) => {
+    logs.push(line);
+    if (onReady && isReady(line)) onReady();
+  };
+  collectLines(child.stdout, onLine);
+  collectLines(child.stderr, onLine);
+  const exited = exitOf(child);
+
+  let stopping: Promise<number> | undefined;
+  const stop = (graceMs = 5000): Promise<number> => {
+    if (!stopping) {
+      stopping = (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          try {
+            child.kill('SIGTERM');
+          } catch {
+            /* gone */
+          }
+          let timer: NodeJS.Timeout | undefined;
+          const late = await Promise.race([
+            exited.then(() => false),
+            new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+          ]);
+          clearTimeout(timer);
+          if (late) {
+            try {
+              child.kill('SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        }
+        const code = await exited;
+        // Let the pipes drain so the last log lines (`stopped`) are in `logs`.
+        await Promise.all(
+          [child.stdout, child.stderr].map((s) =>
+            s && !s.readableEnded ? Promise.race([new Promise((r) => s.once('close', r)), new Promise((r) => setTimeout(r, 1000))]) : undefined,
+          ),
+        );
+        return code;
+      })();
+    }
+    return stopping;
+  };
+
+  const vipr: ViprProcess = {
+    process: child,
+    logs,
+    records: () =>
+      logs.flatMap((line) => {
+        try {
+          const r = JSON.parse(line) as unknown;
+          return r && typeof r === 'object' ? [r as Record<string, unknown>] : [];
+        } catch {
+          return [];
+        }
+      }),
+    stop,
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    new Promise<'ready'>((resolve) => {
+      onReady = () => resolve('ready');
+      if (logs.some(isReady)) resolve('ready');
+    }),
+    exited.then(() => 'exited' as const),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), readyTimeoutMs))),
+  ]);
+  clearTimeout(timer);
+  onReady = undefined;
+  if (outcome === 'ready') return vipr;
+  const code = await stop(1000);
+  const why = outcome === 'exited' ? `exited with ${code} before ready` : `not ready after ${readyTimeoutMs} ms`;
+  throw new Error(`vipr ${why}; log tail:\n${tail(logs)}`);
+}
+
+export interface Capture {
+  /** tcpdump's output, one entry per packet (with -v, continuation lines are joined with a space). */
+  packets: string[];
+  /** Resolve when at least `count` packets have been printed or `timeoutMs` passed; returns packets.length. */
+  waitForPackets(count: number, timeoutMs?: number): Promise<number>;
+  /** Stop tcpdump (SIGINT) and return its packets and stderr (which has its statistics). */
+  stop(): Promise<{ packets: string[]; stderr: string }>;
+}
+
+/**
+ * Start `tcpdump -l --immediate-mode -n ARGS...` in a namespace and wait until it is
+ * listening, so nothing sent afterwards is missed. Immediate mode hands every
+ * packet over at once (no buffered block is lost when tcpdump is stopped).
+ *
+ *   const cap = await startCapture(lab, 'web1', ['-v', '-i', 'eth0', 'icmp']);
+ */
+export async function startCapture(lab: Lab, node: LabNodeName, args: string[], readyTimeoutMs = 10_000): Promise<Capture> {
+  const child = spawnIn(lab, node, ['tcpdump', '-l', '--immediate-mode', '-n', ...args]);
+  const packets: string[] = [];
+  let stderr = '';
+  let listening: (() => void) | undefined;
+  collectLines(child.stdout, (line) => {
+    if (/^\s/.test(line) && packets.length > 0) packets[packets.length - 1] += ' ' + line.trim();
+    else if (line.trim()) packets.push(line);
+  });
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderr += chunk;
+    if (listening && stderr.includes('listening on')) listening();
+  });
+  const exited = exitOf(child);
+
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    new Promise<'listening'>((resolve) => {
+      listening = () => resolve('listening');
+    }),
+    exited.then(() => 'exited' as const),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), readyTimeoutMs))),
+  ]);
+  clearTimeout(timer);
+  listening = undefined;
+  if (outcome !== 'listening') {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+    throw new Error(`tcpdump in ${node} ${outcome === 'exited' ? 'exited' : 'did not start listening'}: ${stderr.trim()}`);
+  }
+
+  let stopping: Promise<{ packets: string[]; stderr: string }> | undefined;
+  return {
+    packets,
+    waitForPackets: (count, timeoutMs = 10_000) => waitFor(() => (packets.length >= count ? packets.length : 0), timeoutMs, 20).then(() => packets.length),
+    stop: () => {
+      if (!stopping) {
+        stopping = (async () => {
+          if (child.exitCode === null && child.signalCode === null) {
+            try {
+              child.kill('SIGINT');
+            } catch {
+              /* gone */
+            }
+            let t: NodeJS.Timeout | undefined;
+            const late = await Promise.race([
+              exited.then(() => false),
+              new Promise<boolean>((resolve) => (t = setTimeout(() => resolve(true), 3000))),
+            ]);
+            clearTimeout(t);
+            if (late) child.kill('SIGKILL');
+          }
+          await exited;
+          await Promise.race([
+            new Promise((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', r) : r(undefined))),
+            new Promise((r) => setTimeout(r, 1000)),
+          ]);
+          return { packets, stderr };
+        })();
+      }
+      return stopping;
+    },
+  };
+}

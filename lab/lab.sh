@@ -167,6 +167,12 @@ do_up() {
   mkdir -p "$rd" || fail "cannot create $rd"
   echo "$PREFIX" > "$rd/made" || fail "cannot write $rd/made"
   [ "$KERNEL_ROUTER" = 1 ] && echo kernel-router > "$rd/mode" || echo vipr > "$rd/mode"
+  # The daemon's config for this lab: the article's network (lab/vipr.yaml) with
+  # its control socket and state file inside the lab's run directory, so labs
+  # with different prefixes never share them.
+  { cat "$SCRIPT_DIR/vipr.yaml"
+    printf '\n# Added by lab.sh for lab %s\ncontrol: { socket: %s/vipr.sock }\nstate: { file: %s/state.json }\n' "$PREFIX" "$rd" "$rd"
+  } > "$rd/vipr.yaml" || fail "cannot write $rd/vipr.yaml"
 
   local C R S n N
   C=$(ns client); R=$(ns router); S=$(ns switch)

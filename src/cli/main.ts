@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// The `vipr` command: `vipr run` starts the daemon; more commands join as the control plane grows.
+// The `vipr` command: `vipr run` is the daemon, `vipr ctl` its control client.
 
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
+import { ctl } from './ctl.js';
+
+const DEFAULT_SOCKET = '/run/vipr/vipr.sock';
 
 const program = new Command();
 program.name('vipr').description('userspace IPv4 last-hop router for VIPs on loopback').showHelpAfterError();
@@ -24,22 +27,37 @@ program
     const config = await loadConfig(options.config).catch(fail);
     const log = createLogger(config.log.level);
     log.info({ config: options.config, pid: process.pid }, `vipr starting with ${options.config}`);
-    const daemon = await Daemon.start(config, log).catch((error) => {
+    const daemon = await Daemon.start(config, options.config, log).catch((error) => {
       log.error({ err: error }, String(error instanceof Error ? error.message : error));
       log.flush?.();
       fail(error);
     });
     let stopping = false;
-    const stop = (signal: string) => {
+    const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, `${signal}: stopping`);
-      daemon.stop();
+      await daemon.stop();
       log.flush?.();
       setTimeout(() => process.exit(0), 50).unref();
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading the config');
+      daemon.reload().catch((error: Error) => log.error(error.message));
+    });
+  });
+
+program
+  .command('ctl')
+  .description('talk to a running vipr: route show|add|replace|del|revert, server show, neighbor show, stats, reload, apply FILE, help')
+  .option('-s, --socket <path>', 'control socket', process.env.VIPR_SOCKET ?? DEFAULT_SOCKET)
+  .option('-j, --json', 'JSON in and out, for scripts')
+  .argument('<command...>', 'the command, e.g. route replace 192.168.1.32/27 via web2 (or `-` to read commands from stdin)')
+  .allowUnknownOption(false)
+  .action(async (words: string[], options: { socket: string; json?: boolean }) => {
+    process.exitCode = await ctl(words, options).catch(fail);
   });
 
 program

@@ -141,6 +141,12 @@ const interfaceSchema = strictMapping({
   mtu: integer(68, 9000).optional(),
 });
 
+const absolutePath = z.string().regex(/^\/[^\0]*$/, { error: 'must be an absolute path' });
+/** A user or group, by name or number. */
+const userOrGroup = z.union([z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i), z.number().int().min(0)], {
+  error: 'must be a user or group name, or a numeric id',
+});
+
 const LIST_PORTS = 'list at least one data-plane port, e.g. [{ name: eth1 }]';
 
 const serverSchema = strictMapping({ address: nextHopAddress });
@@ -222,6 +228,16 @@ export const configSchema = strictMapping({
   }).prefault({}),
   dataplane: strictMapping({
     batchSize: integer(1, 4_096).default(256),
+  }).prefault({}),
+  control: strictMapping({
+    socket: absolutePath.default('/run/vipr/vipr.sock'),
+    // Octal, as chmod takes it: owner and group may talk to the router, nobody else.
+    mode: z.string().regex(/^0?[0-7]{3}$/, { error: 'must be an octal file mode such as "0660"' }).default('0660'),
+    owner: userOrGroup.optional(),
+    group: userOrGroup.optional(),
+  }).prefault({}),
+  state: strictMapping({
+    file: absolutePath.default('/var/lib/vipr/state.json'),
   }).prefault({}),
 }).transform((config, ctx): ParsedConfig => {
   const clash = (path: PropertyKey[], message: string, earlier: PropertyKey[]) => {

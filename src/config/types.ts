@@ -65,6 +65,20 @@ export interface DataplaneConfig {
   batchSize: number;
 }
 
+export interface ControlConfig {
+  /** Unix socket path of the control socket. */
+  socket: string;
+  /** File mode, octal text ("0660"). */
+  mode: string;
+  owner?: string | number;
+  group?: string | number;
+}
+
+export interface StateConfig {
+  /** Where runtime changes are kept across restarts. */
+  file: string;
+}
+
 export interface Config {
   log: { level: LogLevel };
   kernelForwarding: KernelForwardingPolicy;
@@ -78,4 +92,6 @@ export interface Config {
   neighbors: NeighborConfig;
   icmp: IcmpConfig;
   dataplane: DataplaneConfig;
+  control: ControlConfig;
+  state: StateConfig;
 }

@@ -5,7 +5,13 @@ import type { Config } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
 import { Router } from './router.js';
-import { describe as describeRoute } from '../rib/rib.js';
+import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
+import { rename } from 'node:fs/promises';
+import { loadConfig } from '../config/load.js';
+import { ControlError } from '../control/protocol.js';
+import { ControlServer } from '../control/server.js';
+import { ControlService } from '../control/service.js';
+import { StateStore } from '../control/state-store.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
@@ -17,22 +23,32 @@ import {
 export class Daemon {
   readonly router: Router;
   private readonly ports: Port[];
+  private control: ControlServer | undefined;
   private scheduled = false;
   private stopped = false;
+  private readonly startedAt = Date.now();
 
-  private constructor(readonly config: Config, readonly log: Logger, descriptions: PortDescription[]) {
+  private constructor(
+    private config: Config,
+    private readonly configPath: string,
+    readonly log: Logger,
+    descriptions: PortDescription[],
+    private readonly store: StateStore,
+    runtime: RuntimeChanges | undefined,
+  ) {
     this.ports = descriptions.map((d, index) => new PcapPort(d.name, index));
-    this.router = new Router(descriptions, this.ports, config, {
-      onChange: (address, port, state, mac) =>
+    const events = {
+      onChange: (address: number, port: number, state: string, mac: string) =>
         log.info(
           { neighbor: formatAddress(address), port: descriptions[port].name, state, mac: mac || undefined },
           `neighbor ${formatAddress(address)} ${state}${mac ? ` at ${mac}` : ''}`,
         ),
-    });
+    };
+    this.router = new Router(descriptions, this.ports, config, events, runtime);
   }
 
-  /** Checks the box and the config, then starts forwarding. Throws SystemError/RibError with a one-line message. */
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  /** Checks the box and the config, then starts forwarding. Throws with a one-line message. */
+  static async start(config: Config, configPath: string, log: Logger): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const on = await kernelForwardingOn(names);
     if (on.length > 0) {
@@ -54,7 +70,18 @@ export class Daemon {
         if (changed.length > 0) log.info({ interface: name, changed }, `${name}: ${changed.join(', ')} (packet sockets must see frames as they were on the wire)`);
       }
     }
-    const daemon = new Daemon(config, log, descriptions);
+
+    const store = new StateStore(config.state.file);
+    const runtime = await Daemon.loadState(store, log);
+    let daemon: Daemon;
+    try {
+      daemon = new Daemon(config, configPath, log, descriptions, store, runtime);
+    } catch (error) {
+      if (!runtime || !(error instanceof RibError)) throw error;
+      // Saved changes that no longer fit the config must not keep the router down.
+      log.error({ err: error }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); starting from the config alone, the state file is left as it is`);
+      daemon = new Daemon(config, configPath, log, descriptions, store, undefined);
+    }
     const rib = daemon.router.rib;
     for (const d of descriptions) {
       log.info(
@@ -63,13 +90,65 @@ export class Daemon {
       );
     }
     for (const route of rib.routes()) {
-      if (route.source !== "config") continue;
+      if (route.source !== 'config' && route.source !== 'runtime') continue;
       const target = describeRoute(route) + (route.via.length > 0 ? ` on ${route.via[0].port}` : '');
-      log.info({ route: formatPrefix(route.prefix), line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target}`);
+      const from = route.source === 'config' ? `config line ${route.sourceLine}` : `runtime change from ${store.file}`;
+      log.info({ route: formatPrefix(route.prefix), source: route.source, line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target} (${from})`);
     }
+    await daemon.startControl();
     daemon.open();
     log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
     return daemon;
+  }
+
+  private static async loadState(store: StateStore, log: Logger): Promise<RuntimeChanges | undefined> {
+    try {
+      const runtime = await store.load();
+      if (runtime === undefined) log.info({ state: store.file }, `state: none saved at ${store.file}; routes come from the config alone`);
+      else log.info({ state: store.file, changes: runtime.size }, `state: ${runtime.size} runtime change(s) restored from ${store.file}`);
+      return runtime;
+    } catch (error) {
+      const aside = `${store.file}.bad-${Date.now()}`;
+      await rename(store.file, aside).catch(() => undefined);
+      log.error({ err: error, movedTo: aside }, `${(error as Error).message}; moved it to ${aside} and starting from the config alone`);
+      return undefined;
+    }
+  }
+
+  private async startControl(): Promise<void> {
+    const service = new ControlService({
+      router: this.router,
+      store: this.store,
+      log: this.log,
+      servers: () => this.config.servers,
+      reload: () => this.reload(),
+      startedAt: this.startedAt,
+    });
+    this.control = new ControlServer(this.config.control, service, this.log);
+    await this.control.start();
+  }
+
+  /** Re-reads the config file. A bad file changes nothing and throws with the reason. */
+  async reload(): Promise<string> {
+    let next: Config;
+    try {
+      next = await loadConfig(this.configPath);
+    } catch (error) {
+      throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
+    }
+    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.control, c.state, c.dataplane, c.neighbors, c.icmp]);
+    const restartNeeded = fixed(next) !== fixed(this.config);
+    try {
+      this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
+    } catch (error) {
+      throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
+    }
+    this.config = { ...this.config, routes: next.routes, servers: next.servers, log: next.log };
+    this.log.level = next.log.level;
+    const summary = `reloaded ${this.configPath}: ${next.routes.length} config routes, ${next.servers.length} servers` +
+      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors and icmp settings apply at the next restart' : '');
+    this.log.info({ config: this.configPath }, summary);
+    return summary;
   }
 
   private open(): void {
@@ -95,11 +174,12 @@ export class Daemon {
     this.router.process();
   };
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
+    await this.control?.stop();
     this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names) }, 'stopped');
   }
 }

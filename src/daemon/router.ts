@@ -11,7 +11,7 @@ import { PortTable, type PortDescription, type TxPort } from '../dataplane/ports
 import { LpmTable } from '../fib/lpm.js';
 import { NextHopTable } from '../fib/nexthop.js';
 import { NeighborResolver, type NeighborEvents } from '../neighbor/resolver.js';
-import { Rib } from '../rib/rib.js';
+import { Rib, type RuntimeChanges } from '../rib/rib.js';
 
 export type RouterConfig = Pick<Config, 'routes' | 'neighbors' | 'icmp' | 'dataplane'>;
 
@@ -30,6 +30,7 @@ export class Router {
     txPorts: readonly TxPort[],
     config: RouterConfig,
     events: NeighborEvents = {},
+    runtime?: RuntimeChanges,
   ) {
     this.ports = new PortTable(descriptions);
     this.counters = new Counters(descriptions.length);
@@ -41,7 +42,7 @@ export class Router {
     this.tables = { fib: new LpmTable({ tbl8Groups: 1 }), nextHops, neighbors: this.resolver.table };
     this.rib = new Rib(this.ports, nextHops, this.resolver, this.tables);
     this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, config.dataplane.batchSize);
-    this.rib.load(config.routes);
+    this.rib.load(config.routes, runtime);
   }
 
   /** Processes whatever the ports appended to the shared batch. */

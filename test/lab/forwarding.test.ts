@@ -43,7 +43,7 @@ describe('vipr forwards the lab network (kernel forwarding off)', () => {
   beforeAll(async () => {
     lab = await labUp({ kernelRouter: false });
     try {
-      vipr = await startVipr(lab, 'lab/vipr.yaml');
+      vipr = await startVipr(lab);
     } catch (error) {
       await lab.down();
       lab = undefined;

@@ -291,7 +291,17 @@ function tail(lines: string[], count = 20): string {
  * tail if the daemon exits first or is not ready within the timeout (and kills it then).
  * A relative config path is taken from the repository root.
  */
-export async function startVipr(lab: Lab, configPath: string, opts: StartViprOptions = {}): Promise<ViprProcess> {
+/** The lab's daemon config (lab/vipr.yaml with the lab's own control socket and state file), written by `lab.sh up`. */
+export function labConfigPath(lab: Lab): string {
+  return `/run/vipr-lab/${lab.prefix}/vipr.yaml`;
+}
+
+/** The control socket of the lab's daemon. */
+export function labSocketPath(lab: Lab): string {
+  return `/run/vipr-lab/${lab.prefix}/vipr.sock`;
+}
+
+export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab), opts: StartViprOptions = {}): Promise<ViprProcess> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
   const child = spawnIn(lab, opts.node ?? 'router', [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath], {
     cwd: REPO_ROOT,

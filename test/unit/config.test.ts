@@ -37,6 +37,8 @@ const DEFAULTS: Omit<Config, 'interfaces' | 'servers' | 'routes'> = {
   neighbors: { reachableMs: 30_000, retransmitMs: 1_000, probes: 3, queueLength: 64, maxEntries: 4_096 },
   icmp: { ratePerSecond: 1_000, burst: 50 },
   dataplane: { batchSize: 256 },
+  control: { socket: '/run/vipr/vipr.sock', mode: '0660' },
+  state: { file: '/var/lib/vipr/state.json' },
 };
 
 const prefix = parsePrefix;
@@ -108,6 +110,8 @@ describe('valid files', () => {
         'neighbors: { reachableMs: 5000, retransmitMs: 200, probes: 5, queueLength: 0, maxEntries: 16 }',
         'icmp: { ratePerSecond: 0, burst: 1 }',
         'dataplane: { batchSize: 4096 }',
+        'control: { socket: /tmp/v.sock, mode: "0600", owner: root, group: 0 }',
+        'state: { file: /tmp/vipr-state.json }',
       ),
       (config) => ({ ...config, interfaces: undefined, servers: undefined, routes: undefined }),
       {
@@ -121,6 +125,8 @@ describe('valid files', () => {
         neighbors: { reachableMs: 5000, retransmitMs: 200, probes: 5, queueLength: 0, maxEntries: 16 },
         icmp: { ratePerSecond: 0, burst: 1 },
         dataplane: { batchSize: 4096 },
+        control: { socket: '/tmp/v.sock', mode: '0600', owner: 'root', group: 0 },
+        state: { file: '/tmp/vipr-state.json' },
       },
     ],
     [

@@ -1,0 +1,101 @@
+// A client of the control socket: the library `vipr ctl` (and tests) use.
+// One connection, requests answered in order.
+
+import { createConnection, type Socket } from 'node:net';
+import { ControlError } from './protocol.js';
+
+export interface TextAnswer {
+  ok: boolean;
+  lines: string[];
+  /** `CODE: message` when not ok. */
+  error?: { code: string; message: string };
+}
+
+export interface JsonAnswer {
+  id: unknown;
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+export class ControlClient {
+  private buffer = '';
+  private readonly waiting: ((line: string | null) => void)[] = [];
+  private readonly lines: string[] = [];
+  private closed = false;
+  private nextId = 1;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      let at: number;
+      while ((at = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, at);
+        this.buffer = this.buffer.slice(at + 1);
+        const waiter = this.waiting.shift();
+        if (waiter) waiter(line);
+        else this.lines.push(line);
+      }
+    });
+    const end = () => {
+      this.closed = true;
+      for (const waiter of this.waiting.splice(0)) waiter(null);
+    };
+    socket.on('close', end);
+    socket.on('error', end);
+  }
+
+  static connect(path: string, timeoutMs = 5000): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new ControlError('ETIMEOUT', `no answer from control socket ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new ControlClient(socket));
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const hint = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? ' (is vipr running? see --socket)' : '';
+        reject(new ControlError('ECONNECT', `cannot connect to control socket ${path}: ${error.code ?? error.message}${hint}`));
+      });
+    });
+  }
+
+  private readLine(): Promise<string | null> {
+    const queued = this.lines.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Sends one text command and collects its reply. */
+  async text(command: string): Promise<TextAnswer> {
+    this.socket.write(`${command}\n`);
+    const lines: string[] = [];
+    for (;;) {
+      const line = await this.readLine();
+      if (line === null) throw new ControlError('ECONNECT', 'control socket closed before the reply ended');
+      if (line === 'ok') return { ok: true, lines };
+      const error = /^error ([A-Z0-9_]+): (.*)$/.exec(line);
+      if (error) return { ok: false, lines, error: { code: error[1], message: error[2] } };
+      lines.push(line.startsWith(' ok') || line.startsWith(' error ') ? line.slice(1) : line);
+    }
+  }
+
+  /** Sends one command in the JSON form. */
+  async json(command: string): Promise<JsonAnswer> {
+    const id = this.nextId++;
+    this.socket.write(JSON.stringify({ id, command }) + '\n');
+    const line = await this.readLine();
+    if (line === null) throw new ControlError('ECONNECT', 'control socket closed before the reply');
+    return JSON.parse(line) as JsonAnswer;
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}

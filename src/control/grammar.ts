@@ -1,0 +1,117 @@
+// The command grammar: a text line into a typed request. Pure: no I/O, so
+// the CLI, the socket and the tests share it.
+//
+//   route show [PREFIX]
+//   route add|replace PREFIX via NEXTHOP[,NEXTHOP...]
+//   route add|replace PREFIX unreachable|blackhole
+//   route del PREFIX
+//   route revert PREFIX          drop the runtime change; the config route is back
+//   server show | neighbor show | stats | reload | help | ping
+//   begin | commit | abort       a transaction on this connection
+//
+// PREFIX is CIDR (192.168.1.32/27), the article's address-plus-netmask form
+// (192.168.1.32 255.255.255.224), or a bare address (/32). NEXTHOP is a
+// server name or an IPv4 address.
+
+import { Ipv4Error, parsePrefix, type Prefix } from '../util/ipv4.js';
+import { ControlError } from './protocol.js';
+
+export type RouteTarget = { type: 'unicast'; via: string[] } | { type: 'unreachable' | 'blackhole' };
+
+export type Request =
+  | { command: 'route show'; prefix?: Prefix }
+  | { command: 'route add' | 'route replace'; prefix: Prefix; target: RouteTarget }
+  | { command: 'route del' | 'route revert'; prefix: Prefix }
+  | { command: 'server show' | 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' };
+
+/** Commands that change routes and may be part of a transaction. */
+export type RouteChangeRequest = Extract<Request, { command: 'route add' | 'route replace' | 'route del' | 'route revert' }>;
+
+export const HELP: readonly string[] = [
+  'route show [PREFIX]                          routes, with where each came from',
+  'route add PREFIX via NEXTHOP[,NEXTHOP...]    add a route (NEXTHOP: server name or address)',
+  'route replace PREFIX via NEXTHOP[,...]       add or replace a route',
+  'route add|replace PREFIX unreachable|blackhole',
+  'route del PREFIX                             delete a route',
+  'route revert PREFIX                          undo the runtime change to PREFIX',
+  'server show | neighbor show | stats         state of servers, ARP entries, counters',
+  'begin ... commit | abort                     apply several changes at once, or none',
+  'reload                                       re-read the config file (a bad one changes nothing)',
+  'PREFIX: 192.168.1.32/27 or 192.168.1.32 255.255.255.224',
+];
+
+const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort']);
+const NEXT_HOP = /^([a-z][a-z0-9_-]{0,31}|\d{1,3}(\.\d{1,3}){3})$/;
+
+export function parseRequest(line: string): Request {
+  const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
+  if (words.length === 0) throw new ControlError('EEMPTY', 'empty command; try `help`');
+  const [first, second, ...rest] = words;
+  if (SINGLE.has(first)) {
+    if (words.length > 1) throw new ControlError('EBADARGS', `\`${first}\` takes no arguments`);
+    return { command: first as 'stats' };
+  }
+  if (first === 'server' || first === 'servers' || first === 'neighbor' || first === 'neighbors' || first === 'neighbour') {
+    const noun = first.startsWith('server') ? 'server' : 'neighbor';
+    if (second !== 'show' && second !== undefined) throw new ControlError('EUNKNOWN', `unknown command \`${first} ${second}\`; try \`${noun} show\``);
+    if (rest.length > 0) throw new ControlError('EBADARGS', `\`${noun} show\` takes no arguments`);
+    return { command: `${noun} show` as 'server show' };
+  }
+  if (first !== 'route') throw new ControlError('EUNKNOWN', `unknown command \`${first}\`; try \`help\``);
+  switch (second) {
+    case undefined:
+    case 'show': {
+      if (rest.length === 0) return { command: 'route show' };
+      const { prefix, used } = takePrefix(rest, 0);
+      if (used < rest.length) throw new ControlError('EBADARGS', `unexpected \`${rest[used]}\` after the prefix`);
+      return { command: 'route show', prefix };
+    }
+    case 'add':
+    case 'replace': {
+      if (rest.length === 0) throw new ControlError('EBADARGS', `\`route ${second}\` needs a prefix and a target, e.g. \`route ${second} 192.168.1.32/27 via web1\``);
+      const { prefix, used } = takePrefix(rest, 0);
+      const target = parseTarget(rest.slice(used), second);
+      return { command: `route ${second}`, prefix, target };
+    }
+    case 'del':
+    case 'delete':
+    case 'revert': {
+      const command = second === 'revert' ? 'route revert' : 'route del';
+      if (rest.length === 0) throw new ControlError('EBADARGS', `\`${command}\` needs a prefix`);
+      const { prefix, used } = takePrefix(rest, 0);
+      if (used < rest.length) throw new ControlError('EBADARGS', `unexpected \`${rest[used]}\` after the prefix`);
+      return { command, prefix };
+    }
+    default:
+      throw new ControlError('EUNKNOWN', `unknown command \`route ${second}\`; route commands are show, add, replace, del, revert`);
+  }
+}
+
+/** A prefix in one word (CIDR or bare address) or two (address netmask). */
+function takePrefix(words: string[], at: number): { prefix: Prefix; used: number } {
+  const word = words[at];
+  const maybeMask = words[at + 1];
+  const text = !word.includes('/') && maybeMask !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(maybeMask) ? `${word} ${maybeMask}` : word;
+  try {
+    return { prefix: parsePrefix(text), used: text === word ? at + 1 : at + 2 };
+  } catch (error) {
+    if (error instanceof Ipv4Error) throw new ControlError('EBADPREFIX', error.message);
+    throw error;
+  }
+}
+
+function parseTarget(words: string[], verb: string): RouteTarget {
+  if (words.length === 0) throw new ControlError('EBADARGS', `\`route ${verb}\` needs \`via NEXTHOP\`, \`unreachable\` or \`blackhole\` after the prefix`);
+  const [kind, ...rest] = words;
+  if (kind === 'unreachable' || kind === 'blackhole') {
+    if (rest.length > 0) throw new ControlError('EBADARGS', `unexpected \`${rest[0]}\` after \`${kind}\``);
+    return { type: kind };
+  }
+  if (kind !== 'via') throw new ControlError('EBADARGS', `expected \`via\`, \`unreachable\` or \`blackhole\` after the prefix, not \`${kind}\``);
+  const via = rest.join(' ').split(/\s*,\s*|\s+/).filter((w) => w.length > 0);
+  if (via.length === 0) throw new ControlError('EBADARGS', '`via` needs at least one next hop (a server name or an address)');
+  for (const hop of via) {
+    if (!NEXT_HOP.test(hop)) throw new ControlError('EBADNEXTHOP', `\`${hop}\` is neither a server name nor an IPv4 address`);
+  }
+  return { type: 'unicast', via };
+}

@@ -1,0 +1,222 @@
+// The control socket: a Unix stream socket speaking the line protocol of
+// protocol.ts. Defensive by construction: every client is bounded in line
+// length, idle time, unread output and number, so a broken or hostile client
+// is answered or dropped and never disturbs the daemon or the data plane.
+
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { chmod, chown, mkdir, readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { ControlConfig } from '../config/types.js';
+import { parseRequest } from './grammar.js';
+import {
+  ControlError, formatJsonReply, formatTextError, formatTextOk, MAX_LINE, type Reply,
+} from './protocol.js';
+import type { ControlService, Session } from './service.js';
+
+/** A client silent this long is told so and disconnected. */
+export const IDLE_TIMEOUT_MS = 60_000;
+/** More clients than this at once are refused: a hundred scripts plus room for the operator. */
+export const MAX_CLIENTS = 256;
+/** A client that stops reading is dropped once this much output waits for it. */
+const MAX_PENDING_OUTPUT = 1 << 20;
+
+export class ControlServerError extends Error {
+  readonly code = 'ECONTROL';
+}
+
+export class ControlServer {
+  private server: Server | undefined;
+  private readonly clients = new Set<Socket>();
+
+  constructor(
+    private readonly config: ControlConfig,
+    private readonly service: ControlService,
+    private readonly log: Logger,
+  ) {}
+
+  get path(): string {
+    return this.config.socket;
+  }
+
+  async start(): Promise<void> {
+    const path = this.config.socket;
+    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    await this.clearStale(path);
+    const server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.log.error({ err: error }, `control socket: ${error.message}`));
+    this.server = server;
+    await chmod(path, parseInt(this.config.mode, 8));
+    if (this.config.owner !== undefined || this.config.group !== undefined) {
+      const uid = this.config.owner === undefined ? -1 : await lookupId('/etc/passwd', this.config.owner);
+      const gid = this.config.group === undefined ? -1 : await lookupId('/etc/group', this.config.group);
+      await chown(path, uid, gid);
+    }
+    this.log.info({ socket: path, mode: this.config.mode }, `control socket ${path} (mode ${this.config.mode})`);
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.clients) socket.destroy();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await unlink(this.config.socket).catch(() => undefined);
+  }
+
+  /** Refuses to start over a live vipr; removes a socket file nobody listens on. */
+  private async clearStale(path: string): Promise<void> {
+    const alive = await new Promise<boolean | 'absent'>((resolve) => {
+      const probe = createConnection(path);
+      probe.once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ENOENT' ? 'absent' : false));
+    });
+    if (alive === true) {
+      throw new ControlServerError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
+    }
+    if (alive === false) {
+      await unlink(path);
+      this.log.warn({ socket: path }, `removed stale control socket ${path} (nothing was listening)`);
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (this.clients.size >= MAX_CLIENTS) {
+      socket.end(formatTextError(new ControlError('EBUSY', `too many control clients (${MAX_CLIENTS}); try again`)));
+      return;
+    }
+    this.clients.add(socket);
+    const session: Session = { transaction: null };
+    let buffered: Buffer[] = [];
+    let bufferedBytes = 0;
+    let discarding = false;
+    let chain: Promise<void> = Promise.resolve();
+
+    const send = (text: string) => {
+      if (socket.destroyed) return;
+      socket.write(text);
+      if (socket.writableLength > MAX_PENDING_OUTPUT) {
+        this.log.warn('control client does not read its replies; dropped');
+        socket.destroy();
+      }
+    };
+    const enqueue = (line: Buffer) => {
+      chain = chain.then(() => this.answer(line, session, send));
+    };
+
+    socket.setTimeout(IDLE_TIMEOUT_MS);
+    socket.on('timeout', () => {
+      send(formatTextError(new ControlError('ETIMEOUT', `idle for ${IDLE_TIMEOUT_MS / 1000} s; closing`)));
+      socket.end();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let start = 0;
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== 0x0a) continue;
+        const piece = chunk.subarray(start, i);
+        start = i + 1;
+        if (discarding) {
+          discarding = false;
+          continue;
+        }
+        const line = bufferedBytes > 0 ? Buffer.concat([...buffered, piece]) : piece;
+        buffered = [];
+        bufferedBytes = 0;
+        enqueue(Buffer.from(line));
+      }
+      if (start < chunk.length && !discarding) {
+        const rest = chunk.subarray(start);
+        bufferedBytes += rest.length;
+        buffered.push(Buffer.from(rest));
+        if (bufferedBytes > MAX_LINE) {
+          // Refuse once, then skip to the end of the line without keeping it.
+          buffered = [];
+          bufferedBytes = 0;
+          discarding = true;
+          chain = chain.then(() => send(formatTextError(new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes; ignored up to the next newline`))));
+        }
+      }
+    });
+    socket.on('end', () => {
+      // A last request without a newline still gets its answer.
+      if (bufferedBytes > 0 && !discarding) enqueue(Buffer.concat(buffered));
+      buffered = [];
+      chain = chain.then(() => {
+        if (!socket.destroyed) socket.end();
+      });
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.clients.delete(socket);
+      if (session.transaction && session.transaction.length > 0) {
+        this.log.info({ dropped: session.transaction.length }, 'control client left with an open transaction; nothing applied');
+      }
+    });
+  }
+
+  private async answer(raw: Buffer, session: Session, send: (text: string) => void): Promise<void> {
+    let line = raw;
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+    const bad = firstBinaryByte(line);
+    const json = bad < 0 && line.length > 0 && line[0] === 0x7b; // '{'
+    let id: unknown = null;
+    try {
+      if (line.length > MAX_LINE) throw new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes`);
+      if (bad >= 0) throw new ControlError('EBADREQUEST', `request is not text (byte 0x${line[bad].toString(16).padStart(2, '0')} at column ${bad + 1})`);
+      const text = line.toString('utf8');
+      if (text.includes('\ufffd')) throw new ControlError('EBADREQUEST', 'request is not valid UTF-8');
+      let command = text;
+      if (json) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch (error) {
+          throw new ControlError('EBADJSON', `request is not valid JSON: ${(error as Error).message}`);
+        }
+        if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { command?: unknown }).command !== 'string') {
+          throw new ControlError('EBADJSON', 'a JSON request is an object with a "command" string, e.g. {"id":1,"command":"route show"}');
+        }
+        id = (parsed as { id?: unknown }).id ?? null;
+        command = (parsed as { command: string }).command;
+      }
+      if (!json && command.trim() === '') return; // blank lines are ignored in the text form
+      const reply: Reply = await this.service.handle(parseRequest(command), session);
+      send(json ? formatJsonReply(id, reply) : formatTextOk(reply));
+    } catch (error) {
+      const controlError = error instanceof ControlError
+        ? error
+        : new ControlError('EINTERNAL', (error as Error).message ?? String(error));
+      if (!(error instanceof ControlError)) this.log.error({ err: error }, 'control command failed unexpectedly');
+      send(json ? formatJsonReply(id, controlError) : formatTextError(controlError));
+    }
+  }
+}
+
+/** Index of the first byte that has no place in a typed command (controls other than tab), or -1. */
+function firstBinaryByte(line: Buffer): number {
+  for (let i = 0; i < line.length; i++) {
+    const b = line[i];
+    if ((b < 0x20 && b !== 0x09) || b === 0x7f) return i;
+  }
+  return -1;
+}
+
+/** A user or group id from /etc/passwd or /etc/group (names or numbers). */
+async function lookupId(file: string, who: string | number): Promise<number> {
+  if (typeof who === 'number') return who;
+  const text = await readFile(file, 'utf8');
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields[0] === who) return Number(fields[2]);
+  }
+  throw new ControlServerError(`control socket: no ${file === '/etc/passwd' ? 'user' : 'group'} named ${who} (in ${file})`);
+}

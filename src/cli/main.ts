@@ -27,26 +27,34 @@ program
     const config = await loadConfig(options.config).catch(fail);
     const log = createLogger(config.log.level);
     log.info({ config: options.config, pid: process.pid }, `vipr starting with ${options.config}`);
-    const daemon = await Daemon.start(config, options.config, log).catch((error) => {
-      log.error({ err: error }, String(error instanceof Error ? error.message : error));
-      log.flush?.();
-      fail(error);
-    });
-    let stopping = false;
+    // Signals are handled from the first moment: one that arrives while the
+    // daemon is still starting stops it as soon as it is up.
+    let daemon: Daemon | undefined;
+    let stopRequested: string | undefined;
     const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
+      if (stopRequested && daemon === undefined) return;
+      stopRequested ??= signal;
+      if (!daemon) return;
+      const running = daemon;
+      daemon = undefined;
       log.info({ signal }, `${signal}: stopping`);
-      await daemon.stop();
+      await running.stop();
       log.flush?.();
       setTimeout(() => process.exit(0), 50).unref();
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGHUP', () => {
+      if (!daemon) return;
       log.info('SIGHUP: reloading the config');
       daemon.reload().catch((error: Error) => log.error(error.message));
     });
+    daemon = await Daemon.start(config, options.config, log).catch((error) => {
+      log.error({ err: error }, String(error instanceof Error ? error.message : error));
+      log.flush?.();
+      fail(error);
+    });
+    if (stopRequested) await stop(stopRequested);
   });
 
 program

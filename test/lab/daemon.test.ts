@@ -1,0 +1,91 @@
+// Starting and stopping the daemon as an operator does: it refuses to run
+// beside kernel forwarding and says how to turn it off, turns it off itself
+// when the config says so, refuses a second instance on the same control
+// socket, explains a bad config in one line, and stops cleanly on SIGTERM.
+import { writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labConfigPath, labUp, REPO_ROOT, startVipr, type Lab } from './harness.js';
+
+describe('the daemon starts and stops like a service', () => {
+  let lab: Lab;
+
+  beforeAll(async () => {
+    lab = await labUp();
+  });
+  afterAll(async () => {
+    await lab?.down();
+  });
+
+  const run = (config: string, timeoutMs = 15_000) =>
+    lab.exec('router', [process.execPath, `${REPO_ROOT}dist/src/cli/main.js`, 'run', '--config', config], { timeoutMs });
+
+  it('refuses to start while kernel forwarding is on, saying how to turn it off', async () => {
+    await lab.exec('router', ['sysctl', '-qw', 'net.ipv4.conf.lan0.forwarding=1']);
+    try {
+      const result = await run(labConfigPath(lab));
+      expect(result.code).toBe(1);
+      const last = result.stderr.trim().split('\n').at(-1)!;
+      expect(last).toMatch(/^vipr: kernel IPv4 forwarding is on for lan0: .*sysctl -w net\.ipv4\.conf\.lan0\.forwarding=0.*kernelForwarding: disable/);
+    } finally {
+      await lab.exec('router', ['sysctl', '-qw', 'net.ipv4.conf.lan0.forwarding=0']);
+    }
+  });
+
+  it('turns kernel forwarding off itself with kernelForwarding: disable, and says so', async () => {
+    await lab.exec('router', ['sysctl', '-qw', 'net.ipv4.conf.lan0.forwarding=1']);
+    const config = `/run/vipr-lab/${lab.prefix}/disable.yaml`;
+    const base = (await lab.exec('router', ['cat', labConfigPath(lab)])).stdout;
+    await writeFile(config, base.replace('kernelForwarding: refuse', 'kernelForwarding: disable'));
+    const vipr = await startVipr(lab, config);
+    try {
+      expect(vipr.logs.join('\n')).toContain('turned kernel IPv4 forwarding off on lan0');
+      expect((await lab.exec('router', ['cat', '/proc/sys/net/ipv4/conf/lan0/forwarding'])).stdout.trim()).toBe('0');
+      const answer = await lab.exec('client', ['curl', '-s', '-m', '3', '--retry', '3', '--retry-all-errors', 'http://192.168.1.65/']);
+      expect(answer.stdout.trim()).toBe('web2');
+    } finally {
+      expect(await vipr.stop()).toBe(0);
+    }
+  });
+
+  it('refuses a second vipr on the same control socket, and the first keeps forwarding', async () => {
+    const first = await startVipr(lab);
+    try {
+      const second = await run(labConfigPath(lab));
+      expect(second.code).toBe(1);
+      expect(second.stderr.trim().split('\n').at(-1)).toMatch(/^vipr: another vipr is running on control socket \/run\/vipr-lab\/.*\/vipr\.sock/);
+      const answer = await lab.exec('client', ['curl', '-s', '-m', '3', '--retry', '3', '--retry-all-errors', 'http://192.168.1.97/']);
+      expect(answer.stdout.trim()).toBe('web3');
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+  });
+
+  it('explains a bad config in one line naming file, line and field, and does not start', async () => {
+    const config = `/run/vipr-lab/${lab.prefix}/bad.yaml`;
+    const base = (await lab.exec('router', ['cat', labConfigPath(lab)])).stdout;
+    await writeFile(config, base.replace('prefix: 192.168.1.64/27', 'prefix: 192.168.1.65/27'));
+    const result = await run(config);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(new RegExp(`^vipr: ${config}:\\d+:\\d+: routes\\[1\\]\\.prefix: 192\\.168\\.1\\.65/27 has host bits set; did you mean 192\\.168\\.1\\.64/27\\?$`));
+  });
+
+  it('a missing interface is named', async () => {
+    const config = `/run/vipr-lab/${lab.prefix}/noif.yaml`;
+    const base = (await lab.exec('router', ['cat', labConfigPath(lab)])).stdout;
+    await writeFile(config, base.replace('- name: lan0', '- name: lan9'));
+    const result = await run(config);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('vipr: interface lan9 does not exist (see `ip link`)');
+  });
+
+  it('stops cleanly on SIGTERM and SIGINT, removing its control socket', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const vipr = await startVipr(lab);
+      vipr.process.kill(signal);
+      const code = await vipr.stop();
+      expect(code).toBe(0);
+      expect(vipr.logs.join('\n')).toContain(`${signal}: stopping`);
+      expect((await lab.exec('router', ['test', '-e', `/run/vipr-lab/${lab.prefix}/vipr.sock`])).code).toBe(1);
+    }
+  });
+});

@@ -167,10 +167,13 @@ type ViaText = { server: string } | { address: number };
 const routeSchema = strictMapping({
   prefix: ipv4Field(parsePrefix),
   type: oneOf(ROUTE_TYPES).default('unicast'),
-  via: z.string().optional(),
+  // One next hop, or a list in order of preference: the first healthy one carries the route.
+  via: z.union([z.string(), z.array(z.string()).min(1, { error: 'empty list; name at least one next hop' })], {
+    error: (issue: RawIssue) => issue.input === undefined ? undefined : `expected a server name, an IPv4 address or a list of them, got ${describeValue(issue.input)}`,
+  }).optional(),
 }).transform((route, ctx) => {
   const type: RouteType = route.type;
-  let via: ViaText | undefined;
+  const via: { text: ViaText; path: PropertyKey[] }[] = [];
   if (type === 'unicast') {
     if (route.via === undefined) {
       ctx.addIssue({
@@ -180,15 +183,19 @@ const routeSchema = strictMapping({
       });
       return z.NEVER;
     }
-    if (/^[0-9]/.test(route.via)) {
-      const parsed = nextHopAddress.safeParse(route.via);
-      if (!parsed.success) {
-        ctx.addIssue({ code: 'custom', path: ['via'], message: parsed.error.issues[0].message });
-        return z.NEVER;
+    const list = typeof route.via === 'string' ? [route.via] : route.via;
+    for (const [i, text] of list.entries()) {
+      const path = typeof route.via === 'string' ? ['via'] : ['via', i];
+      if (/^[0-9]/.test(text)) {
+        const parsed = nextHopAddress.safeParse(text);
+        if (!parsed.success) {
+          ctx.addIssue({ code: 'custom', path, message: parsed.error.issues[0].message });
+          return z.NEVER;
+        }
+        via.push({ text: { address: parsed.data }, path });
+      } else {
+        via.push({ text: { server: text }, path });
       }
-      via = { address: parsed.data };
-    } else {
-      via = { server: route.via };
     }
   } else if (route.via !== undefined) {
     ctx.addIssue({
@@ -274,22 +281,28 @@ export const configSchema = strictMapping({
     if (first === undefined) routeIndex.set(key, i);
     else clash(['routes', i, 'prefix'], `${key} is already routed by routes[${first}]`, ['routes', first]);
 
-    const result: { prefix: Prefix; type: RouteType; via?: { server?: string; address: number } } = {
+    const result: { prefix: Prefix; type: RouteType; via: { server?: string; address: number }[] } = {
       prefix: route.prefix,
       type: route.type,
+      via: [],
     };
-    if (route.via !== undefined && 'address' in route.via) result.via = { address: route.via.address };
-    if (route.via !== undefined && 'server' in route.via) {
-      const name = route.via.server;
+    for (const { text, path } of route.via) {
+      if ('address' in text) {
+        result.via.push({ address: text.address });
+        continue;
+      }
+      const name = text.server;
       const address = serverAddress.get(name);
       if (address === undefined) {
         const known = [...serverAddress.keys()];
         const message = known.length === 0
           ? `unknown server "${name}"; no servers are defined`
           : `unknown server "${name}"${didYouMean(name, known)} (known servers: ${known.join(', ')})`;
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'via'], message });
+        ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message });
+      } else if (result.via.some((v) => v.address === address)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message: `"${name}" is listed twice` });
       } else {
-        result.via = { server: name, address };
+        result.via.push({ server: name, address });
       }
     }
     return result;

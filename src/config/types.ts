@@ -42,8 +42,8 @@ export interface RouteVia {
 export interface RouteConfig {
   prefix: Prefix;
   type: RouteType;
-  /** Present exactly when `type` is 'unicast'. */
-  via?: RouteVia;
+  /** Next hops in order of preference (the first healthy one carries the route); empty unless `type` is 'unicast'. */
+  via: RouteVia[];
   /** 1-based line of the config file the route came from. */
   sourceLine: number;
 }

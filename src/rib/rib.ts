@@ -237,7 +237,7 @@ export class Rib {
   }
 
   private fromConfig(config: RouteConfig): RibRoute {
-    const spec: RouteSpec = { prefix: config.prefix, type: config.type, via: config.via ? [config.via] : [] };
+    const spec: RouteSpec = { prefix: config.prefix, type: config.type, via: config.via };
     const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): `);
     route.sourceLine = config.sourceLine;
     return route;

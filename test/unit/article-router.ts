@@ -21,7 +21,7 @@ export const UP0 = 0;
 export const LAN0 = 1;
 
 const unicast = (prefix: string, via: string, line: number): RouteConfig => ({
-  prefix: parsePrefix(prefix), type: 'unicast', via: { address: parseAddress(via) }, sourceLine: line,
+  prefix: parsePrefix(prefix), type: 'unicast', via: [{ address: parseAddress(via) }], sourceLine: line,
 });
 
 export const ARTICLE_ROUTES: RouteConfig[] = [
@@ -29,8 +29,8 @@ export const ARTICLE_ROUTES: RouteConfig[] = [
   unicast('192.168.1.64/27', '192.168.1.3', 2),
   unicast('192.168.1.96/27', '192.168.1.4', 3),
   unicast('192.168.1.128/27', '192.168.1.5', 4),
-  { prefix: parsePrefix('192.168.1.0/24'), type: 'unreachable', sourceLine: 5 },
-  { prefix: parsePrefix('198.51.100.0/24'), type: 'blackhole', sourceLine: 6 },
+  { prefix: parsePrefix('192.168.1.0/24'), type: 'unreachable', via: [], sourceLine: 5 },
+  { prefix: parsePrefix('198.51.100.0/24'), type: 'blackhole', via: [], sourceLine: 6 },
   unicast('0.0.0.0/0', '10.0.0.254', 7),
 ];
 

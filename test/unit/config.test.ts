@@ -60,29 +60,29 @@ describe('lab/vipr.yaml', () => {
         {
           prefix: prefix('192.168.1.32/27'),
           type: 'unicast',
-          via: { server: 'web1', address: address('192.168.1.2') },
+          via: [{ server: 'web1', address: address('192.168.1.2') }],
           sourceLine: 63,
         },
         {
           prefix: prefix('192.168.1.64/27'),
           type: 'unicast',
-          via: { server: 'web2', address: address('192.168.1.3') },
+          via: [{ server: 'web2', address: address('192.168.1.3') }],
           sourceLine: 64,
         },
         {
           prefix: prefix('192.168.1.96/27'),
           type: 'unicast',
-          via: { server: 'web3', address: address('192.168.1.4') },
+          via: [{ server: 'web3', address: address('192.168.1.4') }],
           sourceLine: 65,
         },
         {
           prefix: prefix('192.168.1.128/27'),
           type: 'unicast',
-          via: { server: 'web4', address: address('192.168.1.5') },
+          via: [{ server: 'web4', address: address('192.168.1.5') }],
           sourceLine: 66,
         },
-        { prefix: prefix('192.168.1.0/24'), type: 'unreachable', sourceLine: 68 },
-        { prefix: prefix('0.0.0.0/0'), type: 'unicast', via: { address: address('10.0.0.254') }, sourceLine: 70 },
+        { prefix: prefix('192.168.1.0/24'), type: 'unreachable', via: [], sourceLine: 68 },
+        { prefix: prefix('0.0.0.0/0'), type: 'unicast', via: [{ address: address('10.0.0.254') }], sourceLine: 70 },
       ],
     } satisfies Config);
   });
@@ -155,16 +155,16 @@ describe('valid files', () => {
       ),
       (config) => config.routes,
       [
-        { prefix: prefix('192.168.1.32/27'), type: 'unicast', via: { address: address('192.168.1.2') }, sourceLine: 4 },
-        { prefix: prefix('192.168.1.33/32'), type: 'blackhole', sourceLine: 5 },
-        { prefix: prefix('10.0.0.0/8'), type: 'unicast', via: { address: address('10.0.0.254') }, sourceLine: 7 },
+        { prefix: prefix('192.168.1.32/27'), type: 'unicast', via: [{ address: address('192.168.1.2') }], sourceLine: 4 },
+        { prefix: prefix('192.168.1.33/32'), type: 'blackhole', via: [], sourceLine: 5 },
+        { prefix: prefix('10.0.0.0/8'), type: 'unicast', via: [{ address: address('10.0.0.254') }], sourceLine: 7 },
       ],
     ],
     [
       'a server defined after the route that names it',
       yaml(...PORTS, 'routes:', '  - { prefix: 0.0.0.0/0, via: gw }', 'servers:', '  gw: { address: 10.0.0.254 }'),
       (config) => config.routes[0].via,
-      { server: 'gw', address: address('10.0.0.254') },
+      [{ server: 'gw', address: address('10.0.0.254') }],
     ],
     [
       'YAML anchors and aliases',

@@ -17,6 +17,7 @@ export async function ctl(words: string[], options: CtlOptions): Promise<number>
     return apply(words[1], options);
   }
   if (words.length === 1 && words[0] === '-') return batch(options);
+  if (words.length === 1 && words[0] === 'events') return follow(options);
   const client = await ControlClient.connect(options.socket);
   try {
     return await run(client, words.join(' '), options);
@@ -84,6 +85,17 @@ async function batch(options: CtlOptions): Promise<number> {
     client.close();
   }
   return status;
+}
+
+/** `vipr ctl events`: prints events as they happen until interrupted. */
+async function follow(options: CtlOptions): Promise<number> {
+  const client = await ControlClient.connect(options.socket);
+  const stop = () => client.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const answer = await client.stream('events', options.json ?? false, (line) => process.stdout.write(`${line}\n`));
+  if (!answer.ok) return fail(`${answer.error!.code}: ${answer.error!.message}`);
+  return 0;
 }
 
 function usage(message: string): number {

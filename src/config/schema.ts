@@ -149,7 +149,39 @@ const userOrGroup = z.union([z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i), z.numb
 
 const LIST_PORTS = 'list at least one data-plane port, e.g. [{ name: eth1 }]';
 
-const serverSchema = strictMapping({ address: nextHopAddress });
+/** Per-check timing; unset fields come from `health:`. */
+const checkTiming = {
+  intervalMs: integer(10, 3_600_000).optional(),
+  timeoutMs: integer(5, 600_000).optional(),
+  rise: integer(1, 100).optional(),
+  fall: integer(1, 100).optional(),
+};
+
+const checkSchema = z.discriminatedUnion('type', [
+  // vipr's own ARP request on the server's port: is its NIC there?
+  strictMapping({ type: z.literal('arp'), ...checkTiming }),
+  // ICMP echo to the server's own address.
+  strictMapping({ type: z.literal('icmp'), ...checkTiming }),
+  // TCP connect to a port of the server's own address.
+  strictMapping({ type: z.literal('tcp'), port: integer(1, 65535), ...checkTiming }),
+  // HTTP GET on the server's own address; the status must match, the body must contain `body` if given.
+  strictMapping({
+    type: z.literal('http'),
+    port: integer(1, 65535).default(80),
+    path: z.string().regex(/^\//, { error: 'must start with /' }).default('/'),
+    host: z.string().optional(),
+    status: integer(100, 599).default(200),
+    body: z.string().optional(),
+    ...checkTiming,
+  }),
+], {
+  error: (issue: RawIssue) => issue.code === 'invalid_union' ? 'unknown check type; expected one of arp|icmp|tcp|http' : undefined,
+});
+
+const serverSchema = strictMapping({
+  address: nextHopAddress,
+  checks: z.array(checkSchema).default([]),
+});
 
 const servers = z
   .record(
@@ -159,7 +191,7 @@ const servers = z
     }),
     serverSchema,
   )
-  .transform((record) => Object.entries(record).map(([name, server]) => ({ name, address: server.address })));
+  .transform((record) => Object.entries(record).map(([name, server]) => ({ name, address: server.address, checks: server.checks })));
 
 /** Server names start with a letter, so a `via` starting with a digit is an address. */
 type ViaText = { server: string } | { address: number };
@@ -242,6 +274,20 @@ export const configSchema = strictMapping({
     mode: z.string().regex(/^0?[0-7]{3}$/, { error: 'must be an octal file mode such as "0660"' }).default('0660'),
     owner: userOrGroup.optional(),
     group: userOrGroup.optional(),
+  }).prefault({}),
+  health: strictMapping({
+    // Defaults for every check (keepalived's delay_loop / HAProxy's inter, timeout, rise, fall).
+    intervalMs: integer(10, 3_600_000).default(1_000),
+    timeoutMs: integer(5, 600_000).default(500),
+    rise: integer(1, 100).default(2),
+    fall: integer(1, 100).default(3),
+    // A server that comes back must stay up this long before routes move back to it.
+    holdDownMs: integer(0, 86_400_000).default(5_000),
+    // auto: routes move back after the hold-down; manual: they stay until `vipr ctl route failback`.
+    failback: oneOf(['auto', 'manual'] as const).default('auto'),
+    // Run on every server state change, with the event in its environment (VIPR_SERVER, VIPR_OLD_STATE, ...).
+    notify: z.string().min(1).optional(),
+    notifyTimeoutMs: integer(100, 600_000).default(10_000),
   }).prefault({}),
   state: strictMapping({
     file: absolutePath.default('/var/lib/vipr/state.json'),

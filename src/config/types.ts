@@ -28,9 +28,35 @@ export interface InterfaceConfig {
   mtu?: number;
 }
 
+export interface CheckTiming {
+  intervalMs?: number;
+  timeoutMs?: number;
+  rise?: number;
+  fall?: number;
+}
+
+export type CheckConfig =
+  | ({ type: 'arp' } & CheckTiming)
+  | ({ type: 'icmp' } & CheckTiming)
+  | ({ type: 'tcp'; port: number } & CheckTiming)
+  | ({ type: 'http'; port: number; path: string; host?: string; status: number; body?: string } & CheckTiming);
+
 export interface ServerConfig {
   name: string;
   address: number;
+  /** Health checks; a server without checks is always considered up (unless drained). */
+  checks: CheckConfig[];
+}
+
+export interface HealthConfig {
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  holdDownMs: number;
+  failback: 'auto' | 'manual';
+  notify?: string;
+  notifyTimeoutMs: number;
 }
 
 export interface RouteVia {
@@ -93,5 +119,6 @@ export interface Config {
   icmp: IcmpConfig;
   dataplane: DataplaneConfig;
   control: ControlConfig;
+  health: HealthConfig;
   state: StateConfig;
 }

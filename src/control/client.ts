@@ -95,6 +95,22 @@ export class ControlClient {
     return JSON.parse(line) as JsonAnswer;
   }
 
+  /** Sends a streaming command (`events`) and calls `onLine` for every line until the socket closes or a line is an error. */
+  async stream(command: string, json: boolean, onLine: (line: string) => void): Promise<TextAnswer> {
+    this.socket.write(json ? JSON.stringify({ id: this.nextId++, command }) + '\n' : `${command}\n`);
+    for (;;) {
+      const line = await this.readLine();
+      if (line === null) return { ok: true, lines: [] };
+      const error = /^error ([A-Z0-9_]+): (.*)$/.exec(line);
+      if (error) return { ok: false, lines: [], error: { code: error[1], message: error[2] } };
+      if (json && line.startsWith('{"id"')) {
+        const answer = JSON.parse(line) as JsonAnswer;
+        if (!answer.ok) return { ok: false, lines: [], error: answer.error };
+      }
+      onLine(line);
+    }
+  }
+
   close(): void {
     this.socket.end();
   }

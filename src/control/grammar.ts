@@ -22,7 +22,10 @@ export type Request =
   | { command: 'route show'; prefix?: Prefix }
   | { command: 'route add' | 'route replace'; prefix: Prefix; target: RouteTarget }
   | { command: 'route del' | 'route revert'; prefix: Prefix }
-  | { command: 'server show' | 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' };
+  | { command: 'server show'; name?: string }
+  | { command: 'server drain' | 'server undrain'; name: string }
+  | { command: 'route failback' }
+  | { command: 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' | 'events' };
 
 /** Commands that change routes and may be part of a transaction. */
 export type RouteChangeRequest = Extract<Request, { command: 'route add' | 'route replace' | 'route del' | 'route revert' }>;
@@ -34,13 +37,17 @@ export const HELP: readonly string[] = [
   'route add|replace PREFIX unreachable|blackhole',
   'route del PREFIX                             delete a route',
   'route revert PREFIX                          undo the runtime change to PREFIX',
-  'server show | neighbor show | stats         state of servers, ARP entries, counters',
+  'route failback                               move routes back to their preferred healthy next hop now',
+  'server show [NAME]                           health: state, why, since when, last check latency',
+  'server drain NAME | server undrain NAME      take a server out of service at once, or return it',
+  'neighbor show | stats                        ARP entries, counters',
+  'events                                       follow server and route events (until you disconnect)',
   'begin ... commit | abort                     apply several changes at once, or none',
   'reload                                       re-read the config file (a bad one changes nothing)',
   'PREFIX: 192.168.1.32/27 or 192.168.1.32 255.255.255.224',
 ];
 
-const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort']);
+const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort', 'events']);
 const NEXT_HOP = /^([a-z][a-z0-9_-]{0,31}|\d{1,3}(\.\d{1,3}){3})$/;
 
 export function parseRequest(line: string): Request {
@@ -51,8 +58,19 @@ export function parseRequest(line: string): Request {
     if (words.length > 1) throw new ControlError('EBADARGS', `\`${first}\` takes no arguments`);
     return { command: first as 'stats' };
   }
-  if (first === 'server' || first === 'servers' || first === 'neighbor' || first === 'neighbors' || first === 'neighbour') {
-    const noun = first.startsWith('server') ? 'server' : 'neighbor';
+  if (first === 'server' || first === 'servers') {
+    if (second === undefined || second === 'show') {
+      if (rest.length > 1) throw new ControlError('EBADARGS', `unexpected \`${rest[1]}\` after the server name`);
+      return rest.length === 1 ? { command: 'server show', name: rest[0] } : { command: 'server show' };
+    }
+    if (second === 'drain' || second === 'undrain') {
+      if (rest.length !== 1) throw new ControlError('EBADARGS', `\`server ${second}\` needs one server name, e.g. \`server ${second} web1\``);
+      return { command: `server ${second}`, name: rest[0] };
+    }
+    throw new ControlError('EUNKNOWN', `unknown command \`server ${second}\`; server commands are show, drain, undrain`);
+  }
+  if (first === 'neighbor' || first === 'neighbors' || first === 'neighbour') {
+    const noun = 'neighbor';
     if (second !== 'show' && second !== undefined) throw new ControlError('EUNKNOWN', `unknown command \`${first} ${second}\`; try \`${noun} show\``);
     if (rest.length > 0) throw new ControlError('EBADARGS', `\`${noun} show\` takes no arguments`);
     return { command: `${noun} show` as 'server show' };
@@ -73,6 +91,9 @@ export function parseRequest(line: string): Request {
       const target = parseTarget(rest.slice(used), second);
       return { command: `route ${second}`, prefix, target };
     }
+    case 'failback':
+      if (rest.length > 0) throw new ControlError('EBADARGS', '`route failback` takes no arguments');
+      return { command: 'route failback' };
     case 'del':
     case 'delete':
     case 'revert': {
@@ -83,7 +104,7 @@ export function parseRequest(line: string): Request {
       return { command, prefix };
     }
     default:
-      throw new ControlError('EUNKNOWN', `unknown command \`route ${second}\`; route commands are show, add, replace, del, revert`);
+      throw new ControlError('EUNKNOWN', `unknown command \`route ${second}\`; route commands are show, add, replace, del, revert, failback`);
   }
 }
 

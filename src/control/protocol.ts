@@ -30,6 +30,8 @@ export interface Reply {
   lines: string[];
   /** Structured result for the JSON form. */
   result: unknown;
+  /** A stream (`events`): the server writes each item as a line until the client leaves; returns an unsubscribe. */
+  follow?: (write: (item: unknown) => void) => () => void;
 }
 
 export function textReply(lines: string[], result: unknown = null): Reply {

@@ -4,15 +4,16 @@
 // is answered or dropped and never disturbs the daemon or the data plane.
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmod, chown, mkdir, readFile, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/types.js';
-import { parseRequest } from './grammar.js';
+import { parseRequest, type Request } from './grammar.js';
 import {
   ControlError, formatJsonReply, formatTextError, formatTextOk, MAX_LINE, type Reply,
 } from './protocol.js';
 import type { ControlService, Session } from './service.js';
+import type { ViprEvent } from '../health/events.js';
 
 /** A client silent this long is told so and disconnected. */
 export const IDLE_TIMEOUT_MS = 60_000;
@@ -25,15 +26,24 @@ export class ControlServerError extends Error {
   readonly code = 'ECONTROL';
 }
 
+export interface ControlServerOptions {
+  /** Idle limit per client; IDLE_TIMEOUT_MS unless a test wants it short. */
+  idleTimeoutMs?: number;
+}
+
 export class ControlServer {
   private server: Server | undefined;
   private readonly clients = new Set<Socket>();
+  private readonly idleTimeoutMs: number;
 
   constructor(
     private readonly config: ControlConfig,
     private readonly service: ControlService,
     private readonly log: Logger,
-  ) {}
+    options: ControlServerOptions = {},
+  ) {
+    this.idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  }
 
   get path(): string {
     return this.config.socket;
@@ -43,7 +53,9 @@ export class ControlServer {
     const path = this.config.socket;
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });
     await this.clearStale(path);
-    const server = createServer((socket) => this.accept(socket));
+    // Half-open: `printf 'route replace ...\n' | socat - UNIX-CONNECT:...` shuts its
+    // side down right after sending; the replies still have to get out ('end' below closes ours).
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => {
@@ -84,6 +96,11 @@ export class ControlServer {
       throw new ControlServerError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
     }
     if (alive === false) {
+      // Only ever remove a socket: a mistyped control.socket must not delete a config file.
+      const info = await lstat(path);
+      if (!info.isSocket()) {
+        throw new ControlServerError(`control socket path ${path} exists and is not a socket; refusing to remove it (set control.socket to another path)`);
+      }
       await unlink(path);
       this.log.warn({ socket: path }, `removed stale control socket ${path} (nothing was listening)`);
     }
@@ -109,13 +126,19 @@ export class ControlServer {
         socket.destroy();
       }
     };
+    const follow = (subscribe: NonNullable<Reply['follow']>, json: boolean) => {
+      // A follower waits for events, possibly for days: no idle limit, until it disconnects.
+      socket.setTimeout(0);
+      const unsubscribe = subscribe((item) => send(json ? JSON.stringify(item) + '\n' : formatEvent(item) + '\n'));
+      socket.once('close', unsubscribe);
+    };
     const enqueue = (line: Buffer) => {
-      chain = chain.then(() => this.answer(line, session, send));
+      chain = chain.then(() => this.answer(line, session, send, follow));
     };
 
-    socket.setTimeout(IDLE_TIMEOUT_MS);
+    socket.setTimeout(this.idleTimeoutMs);
     socket.on('timeout', () => {
-      send(formatTextError(new ControlError('ETIMEOUT', `idle for ${IDLE_TIMEOUT_MS / 1000} s; closing`)));
+      send(formatTextError(new ControlError('ETIMEOUT', `idle for ${this.idleTimeoutMs / 1000} s; closing`)));
       socket.end();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -142,7 +165,10 @@ export class ControlServer {
           buffered = [];
           bufferedBytes = 0;
           discarding = true;
-          chain = chain.then(() => send(formatTextError(new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes; ignored up to the next newline`))));
+          chain = chain.then(() => {
+            refuseInTransaction(session);
+            send(formatTextError(new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes; ignored up to the next newline`)));
+          });
         }
       }
     });
@@ -163,12 +189,15 @@ export class ControlServer {
     });
   }
 
-  private async answer(raw: Buffer, session: Session, send: (text: string) => void): Promise<void> {
+  private async answer(
+    raw: Buffer, session: Session, send: (text: string) => void, follow: (subscribe: NonNullable<Reply['follow']>, json: boolean) => void,
+  ): Promise<void> {
     let line = raw;
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
     const bad = firstBinaryByte(line);
     const json = bad < 0 && line.length > 0 && line[0] === 0x7b; // '{'
     let id: unknown = null;
+    let request: Request | undefined;
     try {
       if (line.length > MAX_LINE) throw new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes`);
       if (bad >= 0) throw new ControlError('EBADREQUEST', `request is not text (byte 0x${line[bad].toString(16).padStart(2, '0')} at column ${bad + 1})`);
@@ -189,16 +218,36 @@ export class ControlServer {
         command = (parsed as { command: string }).command;
       }
       if (!json && command.trim() === '') return; // blank lines are ignored in the text form
-      const reply: Reply = await this.service.handle(parseRequest(command), session);
+      request = parseRequest(command);
+      const reply: Reply = await this.service.handle(request, session);
+      if (reply.follow) {
+        follow(reply.follow, json);
+        return;
+      }
       send(json ? formatJsonReply(id, reply) : formatTextOk(reply));
     } catch (error) {
       const controlError = error instanceof ControlError
         ? error
         : new ControlError('EINTERNAL', (error as Error).message ?? String(error));
       if (!(error instanceof ControlError)) this.log.error({ err: error }, 'control command failed unexpectedly');
+      // A line that never became a request may have been meant as a change (the service counts its own refusals).
+      if (request === undefined) refuseInTransaction(session);
       send(json ? formatJsonReply(id, controlError) : formatTextError(controlError));
     }
   }
+}
+
+/** Inside a transaction, a refused request makes the whole transaction fail at commit. */
+function refuseInTransaction(session: Session): void {
+  if (session.transaction) session.refused = (session.refused ?? 0) + 1;
+}
+
+/** One event as a line for people. */
+function formatEvent(item: unknown): string {
+  const event = item as ViprEvent;
+  const what = event.type === 'server' ? `server ${event.server} ${event.oldState} -> ${event.newState}` : `${event.type}${event.server ? ` ${event.server}` : ''}`;
+  const moved = event.routesMoved.map((m) => `${m.prefix} ${m.from ?? 'none'} -> ${m.to ?? 'withdrawn'}`).join(', ');
+  return `${event.time}  ${what}  (${event.reason})${moved ? `  routes: ${moved}` : ''}`;
 }
 
 /** Index of the first byte that has no place in a typed command (controls other than tab), or -1. */

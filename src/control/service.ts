@@ -13,10 +13,16 @@ import { describe, RibError, type RibRoute, type RouteChange, type RouteSpec } f
 import { formatAddress, formatPrefix, parseAddress } from '../util/ipv4.js';
 import { HELP, type Request, type RouteChangeRequest } from './grammar.js';
 import { ControlError, textReply, type Reply } from './protocol.js';
+import type { EventBus, ViprEvent } from '../health/events.js';
+import type { Failover } from '../health/failover.js';
+import { describeCheck, displayState, type HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import type { StateStore } from './state-store.js';
 
 export interface ControlContext {
   router: Router;
+  monitor: HealthMonitor;
+  failover: Failover;
+  events: EventBus;
   store: StateStore;
   log: Logger;
   servers(): readonly ServerConfig[];
@@ -28,6 +34,11 @@ export interface ControlContext {
 /** Per-connection state: an open transaction collects changes until commit. */
 export interface Session {
   transaction: RouteChange[] | null;
+  /**
+   * Requests refused while the transaction was open. Any refusal makes commit
+   * apply nothing: the operator meant all of the changes, not the rest of them.
+   */
+  refused?: number;
 }
 
 export class ControlService {
@@ -40,23 +51,48 @@ export class ControlService {
       case 'ping': return textReply(['pong'], 'pong');
       case 'help': return textReply([...HELP], HELP);
       case 'route show': return this.routeShow(request.prefix);
-      case 'server show': return this.serverShow();
+      case 'server show': return this.serverShow(request.name);
+      case 'server drain':
+      case 'server undrain': {
+        const server = this.server(request.name);
+        const drain = request.command === 'server drain';
+        const changed = drain ? this.context.monitor.drain(server.name) : this.context.monitor.undrain(server.name);
+        const state = displayState(server);
+        const carrying = this.carrying(server.address);
+        const line = changed
+          ? `${server.name} ${drain ? 'drained' : 'undrained'}: now ${state}, carrying ${carrying.join(' ') || 'no routes'}`
+          : `${server.name} was already ${drain ? 'draining' : 'in service'}`;
+        return textReply([line], { server: server.name, state, changed, routes: carrying });
+      }
+      case 'route failback': {
+        const moved = this.context.failover.failback();
+        return textReply(moved.length ? moved.map((m) => `${m.prefix}: ${m.from ?? 'none'} -> ${m.to ?? 'withdrawn'}`) : ['every route is on its preferred next hop'], moved);
+      }
+      case 'events':
+        return { lines: [], result: null, follow: (write: (event: ViprEvent) => void) => this.context.events.subscribe(write) };
       case 'neighbor show': return this.neighborShow();
       case 'stats': return this.stats();
       case 'begin':
         if (session.transaction) throw new ControlError('ETRANSACTION', 'a transaction is already open; `commit` or `abort` it first');
         session.transaction = [];
+        session.refused = 0;
         return textReply(['transaction open: send changes, then `commit` (or `abort`)'], { transaction: 'open' });
       case 'abort': {
         if (!session.transaction) throw new ControlError('ETRANSACTION', 'no transaction is open');
         const dropped = session.transaction.length;
         session.transaction = null;
+        session.refused = 0;
         return textReply([`transaction aborted: ${dropped} change(s) dropped, nothing applied`], { dropped });
       }
       case 'commit': {
         if (!session.transaction) throw new ControlError('ETRANSACTION', 'no transaction is open; `begin` first');
         const changes = session.transaction;
+        const refused = session.refused ?? 0;
         session.transaction = null; // closed either way: applied whole, or not at all
+        session.refused = 0;
+        if (refused > 0) {
+          throw new ControlError('ETRANSACTION', `${refused} request(s) in this transaction were refused; nothing applied (${changes.length} queued change(s) dropped), \`begin\` again`);
+        }
         if (changes.length === 0) return textReply(['nothing to commit'], { applied: 0 });
         await this.apply(changes);
         return textReply([`committed ${changes.length} change(s) at once`], { applied: changes.length });
@@ -67,13 +103,20 @@ export class ControlService {
           return textReply([summary], { reloaded: true, summary });
         });
       default: {
-        const change = this.toChange(request);
         if (session.transaction) {
           // Validate now against what the transaction has so far, so a typo is reported at once.
-          this.plan([...session.transaction, change]);
+          let change: RouteChange;
+          try {
+            change = this.toChange(request);
+            this.plan([...session.transaction, change]);
+          } catch (error) {
+            session.refused = (session.refused ?? 0) + 1;
+            throw error;
+          }
           session.transaction.push(change);
           return textReply([`queued (${session.transaction.length} in transaction)`], { queued: session.transaction.length });
         }
+        const change = this.toChange(request);
         await this.apply([change]);
         return textReply([], { applied: 1 });
       }
@@ -151,19 +194,54 @@ export class ControlService {
     } else {
       routes = rib.routes();
     }
-    const rows = routes.map((r) => [formatPrefix(r.prefix), describe(r), r.via[0]?.port ?? r.port ?? '-', sourceOf(r)]);
-    return textReply(table(['PREFIX', 'TARGET', 'PORT', 'SOURCE'], rows), routes.map(routeJson));
+    const active = (r: RibRoute) => {
+      if (r.type !== 'unicast') return '-';
+      const address = rib.activeNextHop(r);
+      if (address === undefined) return 'withdrawn';
+      return r.via.find((v) => v.address === address)?.server ?? formatAddress(address);
+    };
+    const rows = routes.map((r) => [formatPrefix(r.prefix), describe(r), active(r), r.via[0]?.port ?? r.port ?? '-', sourceOf(r)]);
+    return textReply(table(['PREFIX', 'TARGET', 'ACTIVE', 'PORT', 'SOURCE'], rows), routes.map((r) => ({ ...routeJson(r), active: active(r) })));
   }
 
-  private serverShow(): Reply {
-    const { rib, resolver } = this.context.router;
-    const routes = rib.routes();
-    const servers = this.context.servers().map((s) => {
-      const carrying = routes.filter((r) => r.type === 'unicast' && r.via[0].address === s.address).map((r) => formatPrefix(r.prefix));
-      return { name: s.name, address: formatAddress(s.address), arp: resolver.stateOf(s.address) ?? 'unused', routes: carrying };
+  private server(name: string): ServerHealth {
+    const server = this.context.monitor.get(name);
+    if (!server) {
+      const known = this.context.monitor.list().map((s) => s.name);
+      throw new ControlError('EUNKNOWNSERVER', `unknown server \`${name}\`${known.length ? ` (known: ${known.join(', ')})` : '; no servers are configured'}`);
+    }
+    return server;
+  }
+
+  /** Prefixes whose traffic goes to `address` now. */
+  private carrying(address: number): string[] {
+    const rib = this.context.router.rib;
+    return rib.routes().filter((r) => r.type === 'unicast' && rib.activeNextHop(r) === address).map((r) => formatPrefix(r.prefix));
+  }
+
+  private serverShow(name?: string): Reply {
+    const { resolver } = this.context.router;
+    const servers = (name ? [this.server(name)] : this.context.monitor.list()).map((s) => {
+      const last = s.checks.map((c) => c.last).filter((l) => l !== undefined).sort((a, b) => b!.at - a!.at)[0];
+      return {
+        name: s.name,
+        address: formatAddress(s.address),
+        state: displayState(s),
+        health: s.state,
+        drained: s.drained,
+        since: new Date(s.since).toISOString(),
+        reason: s.reason,
+        lastCheckLatencyMs: last ? Math.round(last.latencyMs * 100) / 100 : null,
+        checks: s.checks.map((c) => ({ check: describeCheck(c.config), up: c.up, intervalMs: c.intervalMs, rise: c.rise, fall: c.fall, last: c.last ?? null })),
+        arp: resolver.stateOf(s.address) ?? 'unused',
+        routes: this.carrying(s.address),
+      };
     });
-    const rows = servers.map((s) => [s.name, s.address, s.arp, s.routes.join(' ') || '-']);
-    return textReply(table(['SERVER', 'ADDRESS', 'ARP', 'ROUTES'], rows), servers);
+    const rows = servers.map((s) => [
+      s.name, s.address, s.state, ago(s.since), s.lastCheckLatencyMs === null ? '-' : `${s.lastCheckLatencyMs.toFixed(2)}ms`,
+      s.routes.join(' ') || '-', s.reason,
+    ]);
+    return textReply(table(['SERVER', 'ADDRESS', 'STATE', 'SINCE', 'LATENCY', 'ROUTES', 'WHY'], rows), name ? servers[0] : servers);
   }
 
   private neighborShow(): Reply {
@@ -197,6 +275,11 @@ export class ControlService {
     ];
     return textReply(lines, result);
   }
+}
+
+function ago(iso: string): string {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return seconds < 120 ? `${seconds.toFixed(1)}s ago` : seconds < 7200 ? `${Math.round(seconds / 60)}m ago` : `${Math.round(seconds / 3600)}h ago`;
 }
 
 function nonZero(values: Record<string, number>): string {

@@ -12,6 +12,10 @@ import { ControlError } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { ControlService } from '../control/service.js';
 import { StateStore } from '../control/state-store.js';
+import { IcmpPinger } from '../health/checks.js';
+import { EventBus } from '../health/events.js';
+import { Failover } from '../health/failover.js';
+import { describeCheck, HealthMonitor } from '../health/monitor.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
@@ -20,10 +24,18 @@ import {
   describeInterface, disableKernelForwarding, disableReceiveOffloads, kernelForwardingOn, SystemError,
 } from './system.js';
 
+function notifyOf(config: Config) {
+  return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
+}
+
 export class Daemon {
   readonly router: Router;
   private readonly ports: Port[];
   private control: ControlServer | undefined;
+  readonly monitor: HealthMonitor;
+  readonly events: EventBus;
+  readonly failover: Failover;
+  private readonly icmp = new IcmpPinger();
   private scheduled = false;
   private stopped = false;
   private readonly startedAt = Date.now();
@@ -45,6 +57,10 @@ export class Daemon {
         ),
     };
     this.router = new Router(descriptions, this.ports, config, events, runtime);
+    this.events = new EventBus(log, notifyOf(config));
+    this.monitor = new HealthMonitor(config.health, { arp: this.router.resolver, icmp: this.icmp });
+    this.monitor.configure(config.servers);
+    this.failover = new Failover(this.router.rib, this.monitor, this.events, config.health);
   }
 
   /** Checks the box and the config, then starts forwarding. Throws with a one-line message. */
@@ -118,6 +134,9 @@ export class Daemon {
   private async startControl(): Promise<void> {
     const service = new ControlService({
       router: this.router,
+      monitor: this.monitor,
+      failover: this.failover,
+      events: this.events,
       store: this.store,
       log: this.log,
       servers: () => this.config.servers,
@@ -143,7 +162,11 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    this.config = { ...this.config, routes: next.routes, servers: next.servers, log: next.log };
+    this.config = { ...this.config, routes: next.routes, servers: next.servers, log: next.log, health: next.health };
+    this.monitor.configure(next.servers, next.health);
+    this.failover.configure(next.health);
+    this.events.setNotify(notifyOf(next));
+    this.router.rib.reselect();
     this.log.level = next.log.level;
     const summary = `reloaded ${this.configPath}: ${next.routes.length} config routes, ${next.servers.length} servers` +
       (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors and icmp settings apply at the next restart' : '');
@@ -167,6 +190,11 @@ export class Daemon {
     this.router.resolver.start();
     for (const port of this.ports) port.open(sink);
     this.router.resolver.kick(); // gateways pinned before the ports opened asked into the void
+    this.monitor.start();
+    const checked = this.config.servers.filter((s) => s.checks.length > 0);
+    if (checked.length > 0) {
+      this.log.info({ servers: checked.map((s) => s.name) }, `health checks: ${checked.map((s) => `${s.name} (${s.checks.map(describeCheck).join(', ')})`).join('; ')}`);
+    }
   }
 
   private readonly flush = (): void => {
@@ -177,6 +205,9 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.monitor.stop();
+    this.failover.stop();
+    this.icmp.close();
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
     await this.control?.stop();

@@ -80,6 +80,8 @@ export class NeighborResolver implements NeighborSlowPath {
   private holdFree = -1;
   private readonly arpFrame = Buffer.alloc(64);
   private timer: NodeJS.Timeout | undefined;
+  /** ARP health probes waiting for an answer from an address. */
+  private readonly probes = new Map<number, Set<() => void>>();
 
   constructor(
     private readonly ports: PortTable,
@@ -155,6 +157,34 @@ export class NeighborResolver implements NeighborSlowPath {
     if (--this.pinned[entry] === 0) this.lru.set(this.table.address[entry], entry);
   }
 
+  /**
+   * Health check: asks for `address` on its port and resolves true when it
+   * answers (any ARP from it) within `timeoutMs`. Independent of the entry's
+   * state, so a stale cache never makes a dead server look alive.
+   */
+  probe(address: number, timeoutMs: number): Promise<boolean> {
+    let port = -1;
+    for (let p = 0; p < this.ports.count && port < 0; p++) if (this.onConnectedSubnet(p, address)) port = p;
+    if (port < 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const answered = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const waiting = this.probes.get(address);
+        waiting?.delete(answered);
+        if (waiting?.size === 0) this.probes.delete(address);
+        resolve(false);
+      }, timeoutMs);
+      let waiting = this.probes.get(address);
+      if (!waiting) this.probes.set(address, (waiting = new Set()));
+      waiting.add(answered);
+      const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, address), address, null);
+      this.txPorts[port].sendFrame(this.arpFrame, length);
+    });
+  }
+
   // --- slow-path handlers called by the data plane ---
 
   arpInput(frame: Uint8Array, offset: number, length: number, port: number): void {
@@ -171,6 +201,11 @@ export class NeighborResolver implements NeighborSlowPath {
     const target = readAddress(frame, o + ARP_TPA);
     if (sender === 0) return; // an ARP probe (RFC 5227) says nothing about the sender yet
     if ((frame[o + ARP_SHA] & 1) !== 0) return; // a group MAC is never a neighbour's address
+    const probes = this.probes.get(sender);
+    if (probes !== undefined) {
+      this.probes.delete(sender);
+      for (const answered of probes) answered();
+    }
     const namesUs = this.isPortAddress(port, target);
     let entry = this.table.find(sender);
     if (entry >= 0 && this.table.port[entry] !== port) return;

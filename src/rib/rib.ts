@@ -78,15 +78,53 @@ export const prefixKey = (p: Prefix): string => `${p.address >>> 0}/${p.length}`
 
 interface Compiled {
   routes: Map<string, RibRoute>;
-  gateways: Map<number, number>; // gateway address -> port
+  /** Every next-hop address in use -> its port. */
+  gateways: Map<number, number>;
+  /** Every distinct ordered next-hop list in use, by groupKey. */
+  groups: Map<string, number[]>;
+}
+
+/** What the health checks say of a next hop (addresses without checks are always usable). */
+export interface NextHopAvailability {
+  /** Healthy and not drained: may carry traffic. */
+  usable(address: number): boolean;
+  /** Usable and up long enough (hold-down) to take routes back from a less preferred next hop. */
+  stable(address: number): boolean;
+  /** 'manual': routes stay on a working backup until the operator moves them back. */
+  failback(): 'auto' | 'manual';
+}
+
+const ALWAYS: NextHopAvailability = { usable: () => true, stable: () => true, failback: () => 'auto' };
+
+/** A route moved from one next hop to another (or to none: withdrawn). */
+export interface RouteMove {
+  prefixes: Prefix[];
+  from?: number;
+  to?: number;
+}
+
+const groupKey = (via: readonly { address: number }[]): string => via.map((v) => v.address >>> 0).join(',');
+
+/**
+ * One next-hop slot per distinct ordered list of next hops: every route with
+ * the same list points at it, and failover rewrites the slot (its neighbour
+ * and port) in one write, never the routes.
+ */
+interface Group {
+  nextHop: number;
+  members: number[];
+  /** Index into members of the one carrying traffic, -1 when none can. */
+  active: number;
 }
 
 export class Rib {
   private routesByKey = new Map<string, RibRoute>();
   private configRoutes: RouteConfig[] = [];
   private runtime: RuntimeChanges = new Map();
-  /** Gateway next hops, shared by every route through the same gateway. */
-  private gateways = new Map<number, { nextHop: number; neighbor: number }>();
+  /** Pinned neighbour entry per next-hop address. */
+  private gateways = new Map<number, { neighbor: number; port: number }>();
+  private groups = new Map<string, Group>();
+  private availability: NextHopAvailability = ALWAYS;
   private readonly connectedNextHop: number[] = [];
   /** When the FIB last changed (ms since epoch), for stats. */
   lastChange = 0;
@@ -108,7 +146,7 @@ export class Rib {
    */
   load(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges = this.runtime): void {
     const compiled = this.compile(configRoutes, runtime);
-    this.ensureGateways(compiled.gateways);
+    this.ensureNextHops(compiled);
     const entries: [number, number, number][] = [];
     for (const route of compiled.routes.values()) {
       route.nextHop = this.nextHopFor(route);
@@ -118,7 +156,7 @@ export class Rib {
     this.routesByKey = compiled.routes;
     this.configRoutes = [...configRoutes];
     this.runtime = new Map(runtime);
-    this.releaseUnusedGateways(compiled.gateways);
+    this.releaseUnused(compiled);
     this.lastChange = Date.now();
   }
 
@@ -172,7 +210,7 @@ export class Rib {
    */
   commit(runtime: RuntimeChanges): void {
     const compiled = this.compile(this.configRoutes, runtime);
-    this.ensureGateways(compiled.gateways);
+    this.ensureNextHops(compiled);
     const fib = this.tables.fib;
     for (const [key, route] of compiled.routes) {
       route.nextHop = this.nextHopFor(route);
@@ -184,8 +222,38 @@ export class Rib {
     }
     this.routesByKey = compiled.routes;
     this.runtime = new Map(runtime);
-    this.releaseUnusedGateways(compiled.gateways);
+    this.releaseUnused(compiled);
     this.lastChange = Date.now();
+  }
+
+  /** Where the health of next hops comes from; call reselect() after it changes. */
+  setAvailability(availability: NextHopAvailability): void {
+    this.availability = availability;
+  }
+
+  /**
+   * Picks the active next hop of every group again (after a health change, a
+   * drain, a hold-down expiry). Each moved group is one write to its next-hop
+   * slot. `force` ignores manual failback (the operator asked).
+   */
+  reselect(force = false): RouteMove[] {
+    const moves: RouteMove[] = [];
+    for (const [key, group] of this.groups) {
+      const active = this.select(group, force);
+      if (active === group.active) continue;
+      const from = group.active >= 0 ? group.members[group.active] : undefined;
+      this.activate(group, active);
+      const prefixes = [...this.routesByKey.values()].filter((r) => r.type === 'unicast' && groupKey(r.via) === key).map((r) => r.prefix);
+      moves.push({ prefixes, from, to: active >= 0 ? group.members[active] : undefined });
+    }
+    if (moves.length > 0) this.lastChange = Date.now();
+    return moves;
+  }
+
+  /** The next hop carrying a unicast route now, or undefined when it is withdrawn. */
+  activeNextHop(route: RibRoute): number | undefined {
+    const group = this.groups.get(groupKey(route.via));
+    return group && group.active >= 0 ? group.members[group.active] : undefined;
   }
 
   routes(): RibRoute[] {
@@ -230,10 +298,12 @@ export class Rib {
       routes.set(key, route);
     }
     const gateways = new Map<number, number>();
+    const groups = new Map<string, number[]>();
     for (const route of routes.values()) {
       for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
+      if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
     }
-    return { routes, gateways };
+    return { routes, gateways, groups };
   }
 
   private fromConfig(config: RouteConfig): RibRoute {
@@ -262,23 +332,64 @@ export class Rib {
     return { prefix: spec.prefix, type: spec.type, source, via, nextHop: 0 };
   }
 
-  private ensureGateways(needed: Map<number, number>): void {
-    for (const [gateway, port] of needed) {
+  /** Pins a neighbour for every next-hop address and a slot for every group, before any leaf points at them. */
+  private ensureNextHops(compiled: Compiled): void {
+    for (const [gateway, port] of compiled.gateways) {
       if (this.gateways.has(gateway)) continue;
       const neighbor = this.resolver.pinGateway(gateway, port);
       if (neighbor < 0) throw new RibError(`next hop ${formatAddress(gateway)}: neighbour table full`, 'EFULL');
-      const nextHop = this.nextHops.allocate(NextHopKind.gateway, port, gateway, neighbor);
-      this.gateways.set(gateway, { nextHop, neighbor });
+      this.gateways.set(gateway, { neighbor, port });
+    }
+    for (const [key, members] of compiled.groups) {
+      if (this.groups.has(key)) continue;
+      const first = this.gateways.get(members[0])!;
+      const group: Group = { nextHop: this.nextHops.allocate(NextHopKind.gateway, first.port, members[0], first.neighbor), members, active: 0 };
+      this.activate(group, this.select(group, true));
+      this.groups.set(key, group);
     }
   }
 
-  private releaseUnusedGateways(needed: Map<number, number>): void {
-    for (const [gateway, { nextHop, neighbor }] of this.gateways) {
-      if (needed.has(gateway)) continue;
-      this.nextHops.release(nextHop);
+  private releaseUnused(compiled: Compiled): void {
+    for (const [key, group] of this.groups) {
+      if (compiled.groups.has(key)) continue;
+      this.nextHops.release(group.nextHop);
+      this.groups.delete(key);
+    }
+    for (const [gateway, { neighbor }] of this.gateways) {
+      if (compiled.gateways.has(gateway)) continue;
       this.resolver.unpinGateway(neighbor);
       this.gateways.delete(gateway);
     }
+  }
+
+  /** Index of the member that should carry the group's routes, or -1. */
+  private select(group: Group, force: boolean): number {
+    const { members } = group;
+    const availability = this.availability;
+    const current = group.active;
+    if (!force && availability.failback() === 'manual' && current >= 0 && availability.usable(members[current])) return current;
+    // The first member that is stable, or is already active and still usable (no flapping back and forth).
+    for (let i = 0; i < members.length; i++) {
+      if (availability.usable(members[i]) && (i === current || availability.stable(members[i]))) return i;
+    }
+    // Nothing stable: any usable one beats withdrawing the route.
+    for (let i = 0; i < members.length; i++) if (availability.usable(members[i])) return i;
+    return -1;
+  }
+
+  /** One write to the group's slot: the data plane sees the old next hop or the new one. */
+  private activate(group: Group, active: number): void {
+    group.active = active;
+    const nh = group.nextHop;
+    if (active < 0) {
+      this.nextHops.kind[nh] = NextHopKind.unreachable;
+      return;
+    }
+    const member = this.gateways.get(group.members[active])!;
+    this.nextHops.port[nh] = member.port;
+    this.nextHops.gateway[nh] = group.members[active];
+    this.nextHops.neighbor[nh] = member.neighbor;
+    this.nextHops.kind[nh] = NextHopKind.gateway;
   }
 
   private nextHopFor(route: RibRoute): number {
@@ -288,7 +399,7 @@ export class Rib {
       case 'broadcast': return NH_BROADCAST;
       case 'unreachable': return NH_UNREACHABLE;
       case 'blackhole': return NH_BLACKHOLE;
-      case 'unicast': return this.gateways.get(route.via[0].address)!.nextHop;
+      case 'unicast': return this.groups.get(groupKey(route.via))!.nextHop;
     }
   }
 

@@ -38,6 +38,7 @@ const DEFAULTS: Omit<Config, 'interfaces' | 'servers' | 'routes'> = {
   icmp: { ratePerSecond: 1_000, burst: 50 },
   dataplane: { batchSize: 256 },
   control: { socket: '/run/vipr/vipr.sock', mode: '0660' },
+  health: { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto', notifyTimeoutMs: 10000 },
   state: { file: '/var/lib/vipr/state.json' },
 };
 
@@ -45,44 +46,22 @@ const prefix = parsePrefix;
 const address = parseAddress;
 
 describe('lab/vipr.yaml', () => {
-  it('is the article network', async () => {
+  it('is the article network, with health checks and backup next hops', async () => {
     const config = await loadConfig(LAB_CONFIG);
+    const web = (n: number) => ({ server: `web${n}`, address: address(`192.168.1.${n + 1}`) });
+    const check = { type: 'http', port: 80, path: '/health', status: 200, body: 'ok' } as const;
     expect(config).toEqual({
       ...DEFAULTS,
+      health: { intervalMs: 50, timeoutMs: 50, rise: 2, fall: 3, holdDownMs: 3000, failback: 'auto', notifyTimeoutMs: 10000 },
       interfaces: [{ name: 'up0' }, { name: 'lan0' }],
-      servers: [
-        { name: 'web1', address: address('192.168.1.2') },
-        { name: 'web2', address: address('192.168.1.3') },
-        { name: 'web3', address: address('192.168.1.4') },
-        { name: 'web4', address: address('192.168.1.5') },
-      ],
+      servers: [1, 2, 3, 4].map((n) => ({ name: `web${n}`, address: address(`192.168.1.${n + 1}`), checks: [check] })),
       routes: [
-        {
-          prefix: prefix('192.168.1.32/27'),
-          type: 'unicast',
-          via: [{ server: 'web1', address: address('192.168.1.2') }],
-          sourceLine: 63,
-        },
-        {
-          prefix: prefix('192.168.1.64/27'),
-          type: 'unicast',
-          via: [{ server: 'web2', address: address('192.168.1.3') }],
-          sourceLine: 64,
-        },
-        {
-          prefix: prefix('192.168.1.96/27'),
-          type: 'unicast',
-          via: [{ server: 'web3', address: address('192.168.1.4') }],
-          sourceLine: 65,
-        },
-        {
-          prefix: prefix('192.168.1.128/27'),
-          type: 'unicast',
-          via: [{ server: 'web4', address: address('192.168.1.5') }],
-          sourceLine: 66,
-        },
-        { prefix: prefix('192.168.1.0/24'), type: 'unreachable', via: [], sourceLine: 68 },
-        { prefix: prefix('0.0.0.0/0'), type: 'unicast', via: [{ address: address('10.0.0.254') }], sourceLine: 70 },
+        { prefix: prefix('192.168.1.32/27'), type: 'unicast', via: [web(1), web(2)], sourceLine: 66 },
+        { prefix: prefix('192.168.1.64/27'), type: 'unicast', via: [web(2), web(3)], sourceLine: 67 },
+        { prefix: prefix('192.168.1.96/27'), type: 'unicast', via: [web(3), web(4)], sourceLine: 68 },
+        { prefix: prefix('192.168.1.128/27'), type: 'unicast', via: [web(4), web(1)], sourceLine: 69 },
+        { prefix: prefix('192.168.1.0/24'), type: 'unreachable', via: [], sourceLine: 71 },
+        { prefix: prefix('0.0.0.0/0'), type: 'unicast', via: [{ address: address('10.0.0.254') }], sourceLine: 73 },
       ],
     } satisfies Config);
   });
@@ -126,6 +105,7 @@ describe('valid files', () => {
         icmp: { ratePerSecond: 0, burst: 1 },
         dataplane: { batchSize: 4096 },
         control: { socket: '/tmp/v.sock', mode: '0600', owner: 'root', group: 0 },
+        health: { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto', notifyTimeoutMs: 10000 },
         state: { file: '/tmp/vipr-state.json' },
       },
     ],
@@ -170,7 +150,7 @@ describe('valid files', () => {
       'YAML anchors and aliases',
       yaml(...PORTS, 'servers:', '  web1: &web { address: 192.168.1.2 }', 'routes:', '  - { prefix: 192.168.1.32/27, via: web1 }'),
       (config) => config.servers,
-      [{ name: 'web1', address: address('192.168.1.2') }],
+      [{ name: 'web1', address: address('192.168.1.2'), checks: [] }],
     ],
   ])('%s', (_name, text, pick, expected) => {
     expect(pick(parseConfig(text, FILE))).toEqual(expected);

@@ -478,3 +478,71 @@ export async function startCapture(lab: Lab, node: LabNodeName, args: string[], 
     },
   };
 }
+
+// ---- the control client inside a lab -------------------------------------
+
+/**
+ * Run a command in a lab namespace with `input` written to its stdin (then
+ * closed). Never throws; a command over `timeoutMs` is killed and gets TIMEOUT_CODE.
+ */
+export function execWithInput(lab: Lab, name: LabNodeName, cmd: string[], input: string, timeoutMs = 30_000): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', lab.ns(name), ...cmd], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let killed = false;
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: stderr || error.message });
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: killed ? TIMEOUT_CODE : exitCodeOf(code, signal), stdout, stderr });
+    });
+    child.stdin?.on('error', () => undefined); // the command may exit without reading
+    child.stdin?.end(input);
+  });
+}
+
+export interface ViprCtlOptions {
+  /** Control socket (default: the lab's, labSocketPath). */
+  socket?: string;
+  /** Written to the command's stdin (for `vipr ctl -`). */
+  input?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The real CLI, as an operator types it in the router namespace:
+ * `vipr ctl --socket SOCK ARGS...` (dist/src/cli/main.js, built by tsc).
+ *
+ *   const r = await viprCtl(lab, ['route', 'replace', '192.168.1.32/27', 'via', 'web2']);
+ */
+export function viprCtl(lab: Lab, args: string[], opts: ViprCtlOptions = {}): Promise<ExecResult> {
+  const cmd = [process.execPath, `${REPO_ROOT}dist/src/cli/main.js`, 'ctl', '--socket', opts.socket ?? labSocketPath(lab), ...args];
+  return execWithInput(lab, 'router', cmd, opts.input ?? '', opts.timeoutMs ?? 15_000);
+}
+
+/** The control socket in the text form through socat, as a person would: `socat - UNIX-CONNECT:SOCK`. */
+export function socatControl(lab: Lab, lines: string[], socket: string = labSocketPath(lab)): Promise<ExecResult> {
+  return execWithInput(lab, 'router', ['socat', '-t', '2', '-', `UNIX-CONNECT:${socket}`], lines.map((l) => `${l}\n`).join(''), 15_000);
+}
+
+/**
+ * `curl http://VIP/` from the client, retried while it fails (the first
+ * request after a reroute may wait for ARP); the web servers answer their name.
+ */
+export async function curlFromClient(lab: Lab, vip: string, timeoutMs = 8_000): Promise<ExecResult> {
+  let last: ExecResult = { code: -1, stdout: '', stderr: '' };
+  await waitFor(async () => {
+    last = await lab.exec('client', ['curl', '-s', '--max-time', '2', `http://${vip}/`]);
+    return last.code === 0;
+  }, timeoutMs, 200);
+  return last;
+}

@@ -1,11 +1,12 @@
 // The article's router in memory: up0 towards the client, lan0 towards the
-// web servers, the lab's routes, and MemoryPorts in place of NICs.
+// web servers, the lab's routes, and MemoryPorts in place of NICs. Shared by
+// the unit tests and the pipeline benchmark (the same fixtures drive both).
 
-import type { RouteConfig } from '../../src/config/types.js';
-import { Router, type RouterConfig } from '../../src/daemon/router.js';
-import { MemoryPort } from '../../src/io/memory-port.js';
-import { arpFrame } from '../../src/packet/builder.js';
-import { parseAddress, parsePrefix } from '../../src/util/ipv4.js';
+import type { RouteConfig } from '../src/config/types.js';
+import { Router, type RouterConfig } from '../src/daemon/router.js';
+import { MemoryPort } from '../src/io/memory-port.js';
+import { arpFrame } from '../src/packet/builder.js';
+import { parseAddress, parsePrefix } from '../src/util/ipv4.js';
 
 export const MAC = {
   up0: '02:00:00:00:00:01',
@@ -56,9 +57,9 @@ export interface ArticleRouter {
   resolveAll(): void;
 }
 
-export function articleRouter(overrides: Partial<RouterConfig> = {}): ArticleRouter {
-  const up0 = new MemoryPort('up0');
-  const lan0 = new MemoryPort('lan0');
+export function articleRouter(overrides: Partial<RouterConfig> = {}, keepSent = true): ArticleRouter {
+  const up0 = new MemoryPort('up0', keepSent);
+  const lan0 = new MemoryPort('lan0', keepSent);
   const router = new Router(
     [
       { name: 'up0', mac: mac(MAC.up0), mtu: 1500, addresses: [{ address: parseAddress('10.0.0.1'), length: 24 }] },

@@ -36,7 +36,8 @@ const MAX_TBL8_GROUPS = 1 << 15;
 // In the public BGP table those are filtered (well under 0.1% of prefixes),
 // and a host-route-heavy FIB of a last-hop router has a few thousand VIPs in
 // a handful of /24s. 8192 groups cost 6 MiB (4 MiB tbl8 + 2 MiB depths) and
-// cover 8192 distinct /24s with long routes; beyond that the table doubles.
+// cover 8192 distinct /24s with long routes; beyond that tbl8 is doubled by
+// copying, up to the 2^15 limit.
 const DEFAULT_TBL8_GROUPS = 8192;
 
 // MASKS[l] keeps the top l bits, as an unsigned 32-bit number.
@@ -162,7 +163,7 @@ export class LpmTable {
     // The whole freed range falls back to the same covering route.
     let coverHop = NO_ROUTE;
     let coverDepth = 0;
-    for (let l = length - 1; l >= 1; l--) {
+    for (let l = length - 1; l >= 0; l--) {
       const hop = this.byLength[l].get((p & MASKS[l]) >>> 0);
       if (hop !== undefined) {
         coverHop = hop;

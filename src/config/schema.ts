@@ -286,7 +286,7 @@ export const configSchema = strictMapping({
     // auto: routes move back after the hold-down; manual: they stay until `vipr ctl route failback`.
     failback: oneOf(['auto', 'manual'] as const).default('auto'),
     // Run on every server state change, with the event in its environment (VIPR_SERVER, VIPR_OLD_STATE, ...).
-    notify: z.string().min(1).optional(),
+    notify: z.string().min(1, { error: 'empty; give a shell command, or leave notify out' }).optional(),
     notifyTimeoutMs: integer(100, 600_000).default(10_000),
   }).prefault({}),
   state: strictMapping({
@@ -332,9 +332,20 @@ export const configSchema = strictMapping({
       type: route.type,
       via: [],
     };
+    // The same next hop twice, by name or by address, is refused here (the RIB would refuse it later, without a position).
+    const listed = (address: number, path: PropertyKey[], server?: string): boolean => {
+      const earlier = result.via.find((v) => v.address === address);
+      if (earlier === undefined) return false;
+      const what = server === undefined ? formatAddress(address) : `"${server}"`;
+      // Once by name and once by address: say which name has that address.
+      const named = earlier.server !== server ? (server ?? earlier.server) : undefined;
+      const why = named === undefined ? '' : `: "${named}" is ${formatAddress(address)}`;
+      ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message: `${what} is listed twice${why}` });
+      return true;
+    };
     for (const { text, path } of route.via) {
       if ('address' in text) {
-        result.via.push({ address: text.address });
+        if (!listed(text.address, path)) result.via.push({ address: text.address });
         continue;
       }
       const name = text.server;
@@ -345,9 +356,7 @@ export const configSchema = strictMapping({
           ? `unknown server "${name}"; no servers are defined`
           : `unknown server "${name}"${didYouMean(name, known)} (known servers: ${known.join(', ')})`;
         ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message });
-      } else if (result.via.some((v) => v.address === address)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message: `"${name}" is listed twice` });
-      } else {
+      } else if (!listed(address, path, name)) {
         result.via.push({ server: name, address });
       }
     }

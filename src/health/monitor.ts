@@ -77,16 +77,26 @@ export class HealthMonitor extends EventEmitter<{ change: [HealthChange] }> {
     for (const server of servers) {
       const old = this.servers.get(server.name);
       const sameChecks = old && old.address === server.address && JSON.stringify(old.checks.map((c) => c.config)) === JSON.stringify(server.checks);
+      // A server without checks is always up; new checks on a down server start
+      // down, so it needs `rise` successes on each, as any down server does.
+      const state: ServerState = server.checks.length === 0 ? 'up' : old?.state ?? 'up';
       next.set(server.name, {
         name: server.name,
         address: server.address,
-        state: old?.state ?? 'up',
+        state,
         drained: old?.drained ?? false,
         since: old?.since ?? Date.now(),
         // At start every server counts as up long enough: there is nothing to fail back from.
         upSince: old?.upSince ?? now - health.holdDownMs,
-        reason: old?.reason ?? (server.checks.length === 0 ? 'no checks configured' : 'starting'),
-        checks: sameChecks ? old!.checks : server.checks.map((config) => this.checkStatus(config)),
+        reason: server.checks.length === 0 ? 'no checks configured' : old?.reason ?? 'starting',
+        // Timing is derived again (the health defaults may have changed); unchanged checks keep their counts.
+        checks: server.checks.map((config, i) => {
+          const status = this.checkStatus(config);
+          const kept = sameChecks ? old!.checks[i] : undefined;
+          return kept
+            ? { ...status, up: kept.up, successes: kept.successes, failures: kept.failures, last: kept.last }
+            : { ...status, up: state === 'up' };
+        }),
       });
     }
     this.servers = next;

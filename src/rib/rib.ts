@@ -234,7 +234,7 @@ export class Rib {
   /**
    * Picks the active next hop of every group again (after a health change, a
    * drain, a hold-down expiry). Each moved group is one write to its next-hop
-   * slot. `force` ignores manual failback (the operator asked).
+   * slot. `force` (the operator asked) ignores manual failback and the hold-down.
    */
   reselect(force = false): RouteMove[] {
     const moves: RouteMove[] = [];
@@ -367,7 +367,12 @@ export class Rib {
     const { members } = group;
     const availability = this.availability;
     const current = group.active;
-    if (!force && availability.failback() === 'manual' && current >= 0 && availability.usable(members[current])) return current;
+    if (force) {
+      // The operator (or a new group) asks for the most preferred next hop that works, hold-down or not.
+      for (let i = 0; i < members.length; i++) if (availability.usable(members[i])) return i;
+      return -1;
+    }
+    if (availability.failback() === 'manual' && current >= 0 && availability.usable(members[current])) return current;
     // The first member that is stable, or is already active and still usable (no flapping back and forth).
     for (let i = 0; i < members.length; i++) {
       if (availability.usable(members[i]) && (i === current || availability.stable(members[i]))) return i;

@@ -445,3 +445,222 @@ describe('loadConfig', () => {
     }
   });
 });
+
+// ---- health checks, next-hop lists and the health section ----------------------
+
+describe('health checks and next-hop lists', () => {
+  const SERVERS = ['servers:', '  web1: { address: 192.168.1.2 }', '  web2: { address: 192.168.1.3 }'];
+  /** One server with the checks given, one per line, under `checks:`. */
+  const checked = (...checks: string[]) => [...PORTS, 'servers:', '  web1:', '    address: 192.168.1.2', '    checks:', ...checks.map((c) => `      - ${c}`)];
+  const HEALTH_DEFAULTS = DEFAULTS.health;
+
+  it.each<[string, string, (config: Config) => unknown, unknown]>([
+    [
+      'checks with their defaults (http: port 80, path /, status 200) and per-check timing',
+      yaml(...checked(
+        'type: http',
+        '{ type: tcp, port: 443, fall: 5 }',
+        '{ type: arp }',
+        '{ type: icmp, intervalMs: 200, timeoutMs: 100, rise: 1 }',
+        '{ type: http, port: 8080, path: /health, host: www.example.com, status: 204, body: ok }',
+      )),
+      (config) => config.servers,
+      [{
+        name: 'web1',
+        address: address('192.168.1.2'),
+        checks: [
+          { type: 'http', port: 80, path: '/', status: 200 },
+          { type: 'tcp', port: 443, fall: 5 },
+          { type: 'arp' },
+          { type: 'icmp', intervalMs: 200, timeoutMs: 100, rise: 1 },
+          { type: 'http', port: 8080, path: '/health', host: 'www.example.com', status: 204, body: 'ok' },
+        ],
+      }],
+    ],
+    [
+      'a server without checks has an empty list',
+      yaml(...PORTS, ...SERVERS),
+      (config) => config.servers.map((s) => s.checks),
+      [[], []],
+    ],
+    [
+      'a via list keeps its order and mixes names and addresses',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web2, 192.168.1.9, web1] }'),
+      (config) => config.routes[0].via,
+      [{ server: 'web2', address: address('192.168.1.3') }, { address: address('192.168.1.9') }, { server: 'web1', address: address('192.168.1.2') }],
+    ],
+    [
+      'a one-element via list is the same as a single next hop',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web1] }', '  - { prefix: 192.168.1.64/27, via: web1 }'),
+      (config) => config.routes.map((r) => r.via),
+      [[{ server: 'web1', address: address('192.168.1.2') }], [{ server: 'web1', address: address('192.168.1.2') }]],
+    ],
+    [
+      'an empty health section is all defaults',
+      yaml(...PORTS, 'health: {}'),
+      (config) => config.health,
+      HEALTH_DEFAULTS,
+    ],
+    [
+      'every health setting at its bound',
+      yaml(...PORTS, 'health:', '  intervalMs: 10', '  timeoutMs: 5', '  rise: 100', '  fall: 1', '  holdDownMs: 0', '  failback: manual', '  notify: /usr/local/bin/vipr-notify --quiet', '  notifyTimeoutMs: 100'),
+      (config) => config.health,
+      { intervalMs: 10, timeoutMs: 5, rise: 100, fall: 1, holdDownMs: 0, failback: 'manual', notify: '/usr/local/bin/vipr-notify --quiet', notifyTimeoutMs: 100 },
+    ],
+    [
+      'health settings at their upper bounds',
+      yaml(...PORTS, 'health: { intervalMs: 3600000, timeoutMs: 600000, rise: 1, fall: 100, holdDownMs: 86400000, notifyTimeoutMs: 600000 }'),
+      (config) => config.health,
+      { ...HEALTH_DEFAULTS, intervalMs: 3_600_000, timeoutMs: 600_000, rise: 1, fall: 100, holdDownMs: 86_400_000, notifyTimeoutMs: 600_000 },
+    ],
+  ])('%s', (_name, text, pick, expected) => {
+    expect(pick(parseConfig(text, FILE))).toEqual(expected);
+  });
+
+  it.each<[string, string, string]>([
+    [
+      'unknown check type',
+      yaml(...checked('{ type: udp, port: 53 }')),
+      '/etc/vipr/vipr.yaml:7:17: servers.web1.checks[0].type: unknown check type; expected one of arp|icmp|tcp|http',
+    ],
+    [
+      'tcp check without a port',
+      yaml(...checked('{ type: tcp }')),
+      '/etc/vipr/vipr.yaml:7:9: servers.web1.checks[0].port: required but missing',
+    ],
+    [
+      'a key of another check type',
+      yaml(...checked('{ type: tcp, port: 80, path: /x }')),
+      '/etc/vipr/vipr.yaml:7:32: servers.web1.checks[0].path: unknown key; known keys are type, port, intervalMs, timeoutMs, rise, fall',
+    ],
+    [
+      'http path without a leading slash',
+      yaml(...checked('{ type: http, path: health }')),
+      '/etc/vipr/vipr.yaml:7:29: servers.web1.checks[0].path: must start with /',
+    ],
+    [
+      'http status out of range',
+      yaml(...checked('{ type: http, status: 600 }')),
+      '/etc/vipr/vipr.yaml:7:31: servers.web1.checks[0].status: expected a whole number from 100 to 599, got 600',
+    ],
+    [
+      'check fall of 0',
+      yaml(...checked('type: arp', '{ type: icmp, fall: 0 }')),
+      '/etc/vipr/vipr.yaml:8:29: servers.web1.checks[1].fall: expected a whole number from 1 to 100, got 0',
+    ],
+    [
+      'checks as a mapping, not a list',
+      yaml(...PORTS, 'servers:', '  web1:', '    address: 192.168.1.2', '    checks: { type: arp }'),
+      '/etc/vipr/vipr.yaml:6:13: servers.web1.checks: expected a list, got a mapping',
+    ],
+    [
+      'unknown server in a via list points at its element',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web1, web3] }'),
+      '/etc/vipr/vipr.yaml:7:44: routes[0].via[1]: unknown server "web3"; did you mean "web1"? (known servers: web1, web2)',
+    ],
+    [
+      'unknown server in a block-style via list',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - prefix: 192.168.1.32/27', '    via:', '      - web1', '      - wbe2'),
+      '/etc/vipr/vipr.yaml:10:9: routes[0].via[1]: unknown server "wbe2"; did you mean "web2"? (known servers: web1, web2)',
+    ],
+    [
+      'the same server twice in a via list',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web1, web2, web1] }'),
+      '/etc/vipr/vipr.yaml:7:50: routes[0].via[2]: "web1" is listed twice',
+    ],
+    [
+      'the same address twice in a via list',
+      yaml(...PORTS, 'routes:', '  - { prefix: 0.0.0.0/0, via: [10.0.0.254, 10.0.0.254] }'),
+      '/etc/vipr/vipr.yaml:4:44: routes[0].via[1]: 10.0.0.254 is listed twice',
+    ],
+    [
+      'a server and its own address in one via list',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web1, 192.168.1.2] }'),
+      '/etc/vipr/vipr.yaml:7:44: routes[0].via[1]: 192.168.1.2 is listed twice: "web1" is 192.168.1.2',
+    ],
+    [
+      'an address and then the server that has it',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [192.168.1.3, web2] }'),
+      '/etc/vipr/vipr.yaml:7:51: routes[0].via[1]: "web2" is listed twice: "web2" is 192.168.1.3',
+    ],
+    [
+      'empty via list',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [] }'),
+      '/etc/vipr/vipr.yaml:7:37: routes[0].via: empty list; name at least one next hop',
+    ],
+    [
+      'a bad address in a via list points at its element',
+      yaml(...PORTS, ...SERVERS, 'routes:', '  - { prefix: 192.168.1.32/27, via: [web1, 127.0.0.1] }'),
+      '/etc/vipr/vipr.yaml:7:44: routes[0].via[1]: 127.0.0.1 is a loopback address and cannot be a next hop',
+    ],
+    [
+      'health interval below its bound',
+      yaml(...PORTS, 'health: { intervalMs: 9 }'),
+      '/etc/vipr/vipr.yaml:3:23: health.intervalMs: expected a whole number from 10 to 3600000, got 9',
+    ],
+    [
+      'health interval above its bound',
+      yaml(...PORTS, 'health: { intervalMs: 3600001 }'),
+      '/etc/vipr/vipr.yaml:3:23: health.intervalMs: expected a whole number from 10 to 3600000, got 3600001',
+    ],
+    [
+      'health interval not a whole number',
+      yaml(...PORTS, 'health: { intervalMs: 100.5 }'),
+      '/etc/vipr/vipr.yaml:3:23: health.intervalMs: expected a whole number from 10 to 3600000, got 100.5',
+    ],
+    [
+      'health timeout below its bound',
+      yaml(...PORTS, 'health: { timeoutMs: 4 }'),
+      '/etc/vipr/vipr.yaml:3:22: health.timeoutMs: expected a whole number from 5 to 600000, got 4',
+    ],
+    [
+      'rise of 0',
+      yaml(...PORTS, 'health: { rise: 0 }'),
+      '/etc/vipr/vipr.yaml:3:17: health.rise: expected a whole number from 1 to 100, got 0',
+    ],
+    [
+      'fall above 100',
+      yaml(...PORTS, 'health: { fall: 101 }'),
+      '/etc/vipr/vipr.yaml:3:17: health.fall: expected a whole number from 1 to 100, got 101',
+    ],
+    [
+      'negative hold-down',
+      yaml(...PORTS, 'health: { holdDownMs: -1 }'),
+      '/etc/vipr/vipr.yaml:3:23: health.holdDownMs: expected a whole number from 0 to 86400000, got -1',
+    ],
+    [
+      'hold-down above a day',
+      yaml(...PORTS, 'health: { holdDownMs: 86400001 }'),
+      '/etc/vipr/vipr.yaml:3:23: health.holdDownMs: expected a whole number from 0 to 86400000, got 86400001',
+    ],
+    [
+      'failback misspelt',
+      yaml(...PORTS, 'health: { failback: automatic }'),
+      '/etc/vipr/vipr.yaml:3:21: health.failback: expected one of auto|manual, got "automatic"; did you mean "auto"?',
+    ],
+    [
+      'empty notify command',
+      yaml(...PORTS, 'health: { notify: "" }'),
+      '/etc/vipr/vipr.yaml:3:19: health.notify: empty; give a shell command, or leave notify out',
+    ],
+    [
+      'notify as a number',
+      yaml(...PORTS, 'health: { notify: 5 }'),
+      '/etc/vipr/vipr.yaml:3:19: health.notify: expected a string, got 5',
+    ],
+    [
+      'notify timeout below its bound',
+      yaml(...PORTS, 'health: { notifyTimeoutMs: 99 }'),
+      '/etc/vipr/vipr.yaml:3:28: health.notifyTimeoutMs: expected a whole number from 100 to 600000, got 99',
+    ],
+    [
+      'health key without its unit',
+      yaml(...PORTS, 'health: { holdDown: 5000 }'),
+      '/etc/vipr/vipr.yaml:3:11: health.holdDown: unknown key; did you mean "holdDownMs"?',
+    ],
+  ])('%s', (_name, text, message) => {
+    const error = errorOf(text);
+    expect(error.message).toBe(message);
+    expect(error.code).toBe('ECONFIG');
+  });
+});

@@ -13,6 +13,8 @@ export const SLOT_SIZE = 2048;
 export class FrameBatch {
   readonly capacity: number;
   readonly data: Buffer;
+  /** The same bytes as 32-bit words: slots are 4-byte aligned, so rewrite copies MACs a word at a time. */
+  readonly words: Uint32Array;
   /** One Buffer view per slot, made once, for backends that need a Buffer starting at the frame. */
   readonly slots: Buffer[];
   /** Frame length per slot. */
@@ -29,7 +31,10 @@ export class FrameBatch {
 
   constructor(capacity: number) {
     this.capacity = capacity;
+    // Large Buffer.alloc calls get their own ArrayBuffer (offset 0), which the word view needs.
     this.data = Buffer.alloc(capacity * SLOT_SIZE);
+    if (this.data.byteOffset % 4 !== 0) throw new Error('batch buffer is not 4-byte aligned');
+    this.words = new Uint32Array(this.data.buffer, this.data.byteOffset, (capacity * SLOT_SIZE) >> 2);
     this.slots = new Array(capacity);
     for (let i = 0; i < capacity; i++) this.slots[i] = this.data.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE);
     this.length = new Uint16Array(capacity);

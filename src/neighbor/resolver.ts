@@ -71,6 +71,9 @@ export class NeighborResolver implements NeighborSlowPath {
   private readonly lru: LRUCache<number, number>;
   // Hold queue: one FIFO per entry, linked through `holdNext` over a shared pool.
   private readonly holdData: Buffer;
+  private readonly holdWords: Uint32Array;
+  /** One Buffer view per hold slot, made once, for sendFrame. */
+  private readonly holdSlots: Buffer[];
   private readonly holdLength: Uint16Array;
   private readonly holdIngress: Uint8Array;
   private readonly holdNext: Int32Array;
@@ -106,6 +109,8 @@ export class NeighborResolver implements NeighborSlowPath {
       },
     });
     this.holdData = Buffer.alloc(HOLD_POOL_FRAMES * SLOT_SIZE);
+    this.holdSlots = Array.from({ length: HOLD_POOL_FRAMES }, (_, k) => this.holdData.subarray(k * SLOT_SIZE, (k + 1) * SLOT_SIZE));
+    this.holdWords = new Uint32Array(this.holdData.buffer, this.holdData.byteOffset, this.holdData.length >> 2);
     this.holdLength = new Uint16Array(HOLD_POOL_FRAMES);
     this.holdIngress = new Uint8Array(HOLD_POOL_FRAMES);
     this.holdNext = new Int32Array(HOLD_POOL_FRAMES);
@@ -251,10 +256,6 @@ export class NeighborResolver implements NeighborSlowPath {
         return;
       }
       this.beginResolution(entry, now);
-    } else if (state === NeighborState.reachable || state === NeighborState.stale) {
-      // Resolved since the data plane looked (a hold flushed earlier in this batch).
-      this.forwardOne(frame, offset, length, entry, ingressPort);
-      return;
     }
     if (this.holdCount[entry] >= this.options.queueLength || this.holdFree < 0) {
       this.dropHeld(frame, offset, length, ingressPort, Drop.holdQueueFull, false);
@@ -272,6 +273,8 @@ export class NeighborResolver implements NeighborSlowPath {
     else this.holdHead[entry] = slot;
     this.holdTail[entry] = slot;
     this.holdCount[entry]++;
+    // Resolved since the data plane looked (an ARP reply earlier in this batch): send at once.
+    if (state === NeighborState.reachable || state === NeighborState.stale) this.flush(entry);
   }
 
   // --- timer ---
@@ -399,7 +402,7 @@ export class NeighborResolver implements NeighborSlowPath {
     let slot = this.holdHead[entry];
     while (slot >= 0) {
       const following = this.holdNext[slot];
-      this.forwardOne(this.holdData, slot * SLOT_SIZE, this.holdLength[slot], entry, this.holdIngress[slot]);
+      this.forwardHeld(slot, entry);
       this.releaseHold(slot);
       slot = following;
     }
@@ -420,20 +423,21 @@ export class NeighborResolver implements NeighborSlowPath {
     this.holdCount[entry] = 0;
   }
 
-  private forwardOne(frame: Uint8Array, offset: number, length: number, entry: number, ingress: number): void {
+  /** Rewrites and sends one held frame (slot of the hold pool). */
+  private forwardHeld(slot: number, entry: number): void {
+    const offset = slot * SLOT_SIZE;
+    const length = this.holdLength[slot];
     const port = this.table.port[entry];
     if (length - ETHER_HEADER_LENGTH > this.ports.mtu[port]) {
       this.counters.drops[Drop.mtuExceeded]++;
-      if (frame[offset + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) {
-        this.icmp.send(frame, offset, length, ingress, IcmpError.fragmentationNeeded, this.ports.mtu[port]);
+      if (this.holdData[offset + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) {
+        this.icmp.send(this.holdData, offset, length, this.holdIngress[slot], IcmpError.fragmentationNeeded, this.ports.mtu[port]);
       }
       return;
     }
-    rewriteFrame(frame, offset, this.table.ether, entry * ETHER_PAIR);
-    const view = frame instanceof Buffer ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-    const sent = this.txPorts[port].sendFrame(offset === 0 ? view : view.subarray(offset, offset + length), length);
+    rewriteFrame(this.holdData, this.holdWords, offset, this.table.etherWords, entry);
     const row = port * PortCounter.COUNT;
-    if (sent) {
+    if (this.txPorts[port].sendFrame(this.holdSlots[slot], length)) {
       this.counters.ports[row + PortCounter.txPackets]++;
       this.counters.ports[row + PortCounter.txBytes] += length;
       this.counters.ports[row + PortCounter.forwardedPackets]++;

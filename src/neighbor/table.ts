@@ -27,6 +27,8 @@ export class NeighborTable {
   readonly state: Uint8Array;
   /** Destination MAC (the neighbour's) and source MAC (the port's), copied onto each forwarded frame. */
   readonly ether: Uint8Array;
+  /** `ether` as 32-bit words: three per entry, for the data plane's word copies. */
+  readonly etherWords: Uint32Array;
   /** Set by the data plane when an entry forwards a frame; the resolver clears it when it ages entries. */
   readonly used: Uint8Array;
   /**
@@ -45,6 +47,7 @@ export class NeighborTable {
     this.port = new Uint8Array(capacity);
     this.state = new Uint8Array(capacity);
     this.ether = new Uint8Array(capacity * ETHER_PAIR);
+    this.etherWords = new Uint32Array(this.ether.buffer);
     this.used = new Uint8Array(capacity);
     let size = 2;
     while (size < capacity * 2) size <<= 1;

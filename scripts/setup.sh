@@ -8,7 +8,8 @@
 # Steps: apt packages (libpcap for `cap`, the lab's tools) -> npm ci when
 # node_modules is missing or was installed from another package-lock.json
 # (stamp: node_modules/.vipr-stamp) -> native addons present and loadable
-# (else `npm rebuild cap raw-socket`) -> `npm run build` when a .ts file, the
+# (else `npm rebuild cap raw-socket`) -> native-bindings built and current
+# (else node-gyp rebuild) -> `npm run build` when a .ts file, the
 # tsconfig or the lock changed since the last build (stamp: dist/.vipr-build-stamp).
 set -euo pipefail
 
@@ -90,6 +91,26 @@ if ! native_ok; then
   if ! native_ok; then
     node -e 'require("cap"); require("raw-socket")' 2>&1 | tail -n 5 >&2 || true
     die "native addons cap/raw-socket still missing or not loadable after npm rebuild (is g++/make/python3 installed?)"
+  fi
+fi
+
+# vipr-native (native-bindings/, the packet-ring port): `npm ci` builds it via
+# its install script (approved in allowScripts); rebuild it here when it is
+# missing, not loadable, or older than its sources (a C edit). Node-API is
+# ABI-stable, so a Node upgrade needs no rebuild.
+VIPR_NATIVE=native-bindings/build/Release/vipr_native.node
+vipr_native_ok() {
+  [ -f "$VIPR_NATIVE" ] &&
+    [ -z "$(find native-bindings/binding.gyp native-bindings/src -newer "$VIPR_NATIVE" -print -quit 2>/dev/null)" ] &&
+    node -e 'require("./native-bindings")' >/dev/null 2>&1
+}
+if ! vipr_native_ok; then
+  step "building native-bindings (node-gyp rebuild)"
+  # `npm run` puts npm's own node-gyp on PATH: nothing to download
+  run_logged "native-bindings build" npm --prefix native-bindings run -s install
+  if ! vipr_native_ok; then
+    node -e 'require("./native-bindings")' 2>&1 | tail -n 5 >&2 || true
+    die "native-bindings still missing or not loadable after node-gyp rebuild (is g++/make/python3 installed?)"
   fi
 fi
 

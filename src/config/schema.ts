@@ -244,7 +244,13 @@ export const configSchema = strictMapping({
   log: strictMapping({ level: oneOf(LOG_LEVELS).default('info') }).prefault({}),
   kernelForwarding: oneOf(KERNEL_FORWARDING_POLICIES).default('refuse'),
   offloads: oneOf(OFFLOAD_POLICIES).default('disable'),
-  io: oneOf(IO_BACKENDS).default('pcap'),
+  io: oneOf(IO_BACKENDS).default('ring'),
+  ring: strictMapping({
+    rxRing: oneOf(['v2', 'v3'] as const).default('v2'),
+    tx: oneOf(['sendmmsg', 'ring'] as const).default('sendmmsg'),
+    qdiscBypass: z.boolean().default(false),
+    busyPoll: z.boolean().default(false),
+  }).prefault({}),
   interfaces: z
     .array(interfaceSchema, {
       error: (issue: RawIssue) => (issue.input === undefined ? `required but missing; ${LIST_PORTS}` : undefined),

@@ -18,6 +18,7 @@ import { Failover } from '../health/failover.js';
 import { describeCheck, HealthMonitor } from '../health/monitor.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
+import { RingPort } from '../io/ring-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
@@ -48,7 +49,11 @@ export class Daemon {
     private readonly store: StateStore,
     runtime: RuntimeChanges | undefined,
   ) {
-    this.ports = descriptions.map((d, index) => new PcapPort(d.name, index));
+    const ring = config.ring;
+    this.ports = descriptions.map((d, index) =>
+      config.io === 'ring'
+        ? new RingPort(d.name, index, { rxRing: ring.rxRing, tx: ring.tx, qdiscBypass: ring.qdiscBypass, busyPoll: ring.busyPoll })
+        : new PcapPort(d.name, index));
     const events = {
       onChange: (address: number, port: number, state: string, mac: string) =>
         log.info(
@@ -155,7 +160,7 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.control, c.state, c.dataplane, c.neighbors, c.icmp]);
+    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -211,6 +216,7 @@ export class Daemon {
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
     await this.control?.stop();
-    this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names) }, 'stopped');
+    const backend = Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
+    this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend }, 'stopped');
   }
 }

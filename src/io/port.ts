@@ -22,6 +22,8 @@ export interface Port extends TxPort {
   /** Starts delivering received frames to `sink`. */
   open(sink: RxSink): void;
   close(): void;
+  /** Backend counters (kernel drops, checksums completed, ...), read rarely. */
+  stats?(): Record<string, number>;
 }
 
-export type PortBackendName = 'pcap';
+export type PortBackendName = 'ring' | 'pcap';

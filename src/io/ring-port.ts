@@ -46,12 +46,15 @@ export const enum RingCounter {
   kernelDrops,
   /** PACKET_STATISTICS: TPACKET_V3 queue freezes. */
   kernelFreezes,
+  /** Errors reported on the socket (ENETDOWN while the link is down): read, counted, and polling goes on. */
+  socketErrors,
   COUNT,
 }
 
 export const RING_COUNTER_NAMES: readonly string[] = [
   'rxFrames', 'rxBytes', 'rxTooLong', 'rxChecksumCompleted', 'rxChecksumUnhandled', 'rxVlanRestored',
   'rxWakeups', 'txFrames', 'txBytes', 'txFailed', 'txBlocked', 'kernelPackets', 'kernelDrops', 'kernelFreezes',
+  'socketErrors',
 ];
 
 export interface RingPortOptions {

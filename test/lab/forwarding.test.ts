@@ -5,11 +5,11 @@
 // server's wire, and finally the daemon's own counters when it stops.
 //
 // Needs the daemon built: npx tsc -p tsconfig.json
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labUp, startCapture, startVipr, waitFor, type Lab, type ViprProcess } from './harness.js';
+import { labConfigPath, labUp, startCapture, startVipr, waitFor, type Lab, type ViprProcess } from './harness.js';
 
 const VIP_OWNER: Array<[string, string]> = [
   ['192.168.1.33', 'web1'],
@@ -29,7 +29,9 @@ type CountersSnapshot = {
   ports: Record<string, Record<string, number>>;
 };
 
-describe('vipr forwards the lab network (kernel forwarding off)', () => {
+// Both port backends pass the same session: the native AF_PACKET rings (the
+// default) and libpcap.
+describe.each(['ring', 'pcap'] as const)('vipr forwards the lab network with io: %s (kernel forwarding off)', (backend) => {
   let lab: Lab | undefined;
   let vipr: ViprProcess | undefined;
   let exitCode: number | undefined;
@@ -43,7 +45,11 @@ describe('vipr forwards the lab network (kernel forwarding off)', () => {
   beforeAll(async () => {
     lab = await labUp({ kernelRouter: false });
     try {
-      vipr = await startVipr(lab);
+      const config = `/run/vipr-lab/${lab.prefix}/vipr-${backend}.yaml`;
+      const text = await readFile(labConfigPath(lab), 'utf8');
+      await writeFile(config, text.replace(/^io: \w+$/m, `io: ${backend}`));
+      vipr = await startVipr(lab, config);
+      expect(vipr.logs.join('\n')).toContain(`"io":"${backend}"`);
     } catch (error) {
       await lab.down();
       lab = undefined;

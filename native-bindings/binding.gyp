@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "vipr_native",
+      "sources": ["src/vipr_port.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -8,6 +8,14 @@ import { ControlClient } from '../control/client.js';
 export interface CtlOptions {
   socket: string;
   json?: boolean;
+  /** `vipr ctl trace --file F --prefix P ...` is the same as `vipr ctl trace F prefix P ...`. */
+  file?: string;
+  prefix?: string;
+  port?: string;
+  /** A drop reason, or `any`. */
+  drop?: string;
+  count?: string;
+  seconds?: string;
 }
 
 /** Runs `words` as one command; returns the exit status. */
@@ -18,6 +26,15 @@ export async function ctl(words: string[], options: CtlOptions): Promise<number>
   }
   if (words.length === 1 && words[0] === '-') return batch(options);
   if (words.length === 1 && words[0] === 'events') return follow(options);
+  const traceWords = traceOptionWords(options);
+  if ((traceWords.length > 0 || options.file !== undefined) && words[0] !== 'trace') {
+    return usage('--file, --prefix, --port, --drop, --count and --seconds go with `vipr ctl trace`');
+  }
+  if (words[0] === 'trace' && words[1] !== 'stop') {
+    if (options.file !== undefined && words.length > 1) return usage('give the trace file once: `vipr ctl trace FILE ...` or `vipr ctl trace --file FILE ...`');
+    const file = options.file !== undefined ? [options.file] : [];
+    return trace(['trace', ...file, ...words.slice(1), ...traceWords], options);
+  }
   const client = await ControlClient.connect(options.socket);
   try {
     return await run(client, words.join(' '), options);
@@ -96,6 +113,51 @@ async function follow(options: CtlOptions): Promise<number> {
   const answer = await client.stream('events', options.json ?? false, (line) => process.stdout.write(`${line}\n`));
   if (!answer.ok) return fail(`${answer.error!.code}: ${answer.error!.message}`);
   return 0;
+}
+
+/** The --prefix/--port/... options as words of the `trace` command (after the file). */
+function traceOptionWords(options: CtlOptions): string[] {
+  const words: string[] = [];
+  if (options.prefix !== undefined) words.push('prefix', ...options.prefix.split(/\s+/));
+  if (options.port !== undefined) words.push('port', options.port);
+  if (options.drop !== undefined) words.push(...(options.drop === 'any' ? ['drops'] : ['drop', options.drop]));
+  if (options.count !== undefined) words.push('count', options.count);
+  if (options.seconds !== undefined) words.push('seconds', options.seconds);
+  return words;
+}
+
+/**
+ * `vipr ctl trace FILE ...`: the daemon writes FILE and answers when the
+ * trace ends. Ctrl-C sends `trace stop` on a second connection, so the
+ * summary (packets written) still arrives; a second Ctrl-C just leaves.
+ */
+async function trace(words: string[], options: CtlOptions): Promise<number> {
+  const client = await ControlClient.connect(options.socket);
+  let interrupted = 0;
+  const stop = () => {
+    interrupted++;
+    if (interrupted > 1) {
+      client.close();
+      return;
+    }
+    process.stderr.write('vipr: stopping the trace...\n');
+    void ControlClient.connect(options.socket)
+      .then(async (other) => {
+        await other.text('trace stop').catch(() => undefined);
+        other.close();
+      })
+      .catch(() => client.close());
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    process.stderr.write(`vipr: tracing (${words.slice(1).join(' ')}); the summary follows when it ends, Ctrl-C stops it\n`);
+    return await run(client, words.join(' '), options);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    client.close();
+  }
 }
 
 function usage(message: string): number {

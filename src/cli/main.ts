@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The `vipr` command: `vipr run` is the daemon, `vipr ctl` its control client.
+// The `vipr` command: `vipr run` is the daemon, `vipr ctl` its control client,
+// `vipr top` a live view of the control socket's `status`.
 
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
-import { ctl } from './ctl.js';
+import { ctl, type CtlOptions } from './ctl.js';
+import { top } from './top.js';
 
 const DEFAULT_SOCKET = '/run/vipr/vipr.sock';
 
@@ -59,13 +61,27 @@ program
 
 program
   .command('ctl')
-  .description('talk to a running vipr: route show|add|replace|del|revert, server show, neighbor show, stats, reload, apply FILE, help')
+  .description('talk to a running vipr: route show|add|replace|del|revert, server show, neighbor show, stats, status, reload, apply FILE, trace FILE, help')
   .option('-s, --socket <path>', 'control socket', process.env.VIPR_SOCKET ?? DEFAULT_SOCKET)
   .option('-j, --json', 'JSON in and out, for scripts')
+  .option('--file <path>', 'trace: the pcapng file the daemon writes (absolute, or a bare name for /var/lib/vipr/traces)')
+  .option('--prefix <prefix>', 'trace: frames from or to this prefix')
+  .option('--port <name>', 'trace: frames received on this port')
+  .option('--drop <reason>', 'trace: frames dropped for this reason, or `any`')
+  .option('--count <n>', 'trace: stop after this many frames')
+  .option('--seconds <s>', 'trace: stop after this long')
   .argument('<command...>', 'the command, e.g. route replace 192.168.1.32/27 via web2 (or `-` to read commands from stdin)')
   .allowUnknownOption(false)
-  .action(async (words: string[], options: { socket: string; json?: boolean }) => {
+  .action(async (words: string[], options: CtlOptions) => {
     process.exitCode = await ctl(words, options).catch(fail);
+  });
+
+program
+  .command('top')
+  .description('live status of a running vipr: port and route rates, servers; redrawn every second until q or Ctrl-C')
+  .option('-s, --socket <path>', 'control socket', process.env.VIPR_SOCKET ?? DEFAULT_SOCKET)
+  .action(async (options: { socket: string }) => {
+    process.exitCode = await top(options).catch(fail);
   });
 
 program

@@ -149,6 +149,39 @@ const userOrGroup = z.union([z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i), z.numb
 
 const LIST_PORTS = 'list at least one data-plane port, e.g. [{ name: eth1 }]';
 
+const LISTEN_EXAMPLE = 'ADDRESS:PORT such as "127.0.0.1:9108" (an IPv4 address and a TCP port from 1 to 65535)';
+
+/** "ADDRESS:PORT" for an HTTP listener: the address must be one of the box's, the kernel says which at bind time. */
+const listenAddress = z.string({
+  error: (issue: RawIssue) => (issue.input === undefined ? undefined : `expected ${LISTEN_EXAMPLE}, got ${describeValue(issue.input)}`),
+}).transform((text, ctx) => {
+  const match = /^([0-9.]+):([0-9]{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected ${LISTEN_EXAMPLE}, got ${describeValue(text)}` });
+    return z.NEVER;
+  }
+  try {
+    return { host: formatAddress(parseAddress(match[1])), port };
+  } catch (error) {
+    if (!(error instanceof Ipv4Error)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * Prometheus metrics: off unless the section is there. `metrics:` on its own
+ * (an empty value) turns them on with the defaults: loopback only, so the
+ * counters are not on the network unless the operator says so.
+ */
+const metricsSchema = z.preprocess(
+  (value) => (value === null ? {} : value),
+  strictMapping({
+    listen: listenAddress.default({ host: '127.0.0.1', port: 9108 }),
+  }),
+);
+
 /** Per-check timing; unset fields come from `health:`. */
 const checkTiming = {
   intervalMs: integer(10, 3_600_000).optional(),
@@ -298,6 +331,7 @@ export const configSchema = strictMapping({
   state: strictMapping({
     file: absolutePath.default('/var/lib/vipr/state.json'),
   }).prefault({}),
+  metrics: metricsSchema.optional(),
 }).transform((config, ctx): ParsedConfig => {
   const clash = (path: PropertyKey[], message: string, earlier: PropertyKey[]) => {
     const params: ConfigIssueParams = { earlier };

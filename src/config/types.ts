@@ -106,6 +106,11 @@ export interface StateConfig {
   file: string;
 }
 
+export interface MetricsConfig {
+  /** Where the Prometheus endpoint listens: an IPv4 address (loopback unless the operator says otherwise) and a TCP port. */
+  listen: { host: string; port: number };
+}
+
 export interface RingConfig {
   /** v2: frames handed over one by one (lowest latency); v3: in blocks (up to 1 ms more per hop at low rates). */
   rxRing: 'v2' | 'v3';
@@ -134,4 +139,6 @@ export interface Config {
   control: ControlConfig;
   health: HealthConfig;
   state: StateConfig;
+  /** Prometheus metrics over HTTP; absent = off. */
+  metrics?: MetricsConfig;
 }

@@ -7,7 +7,10 @@
 //   route del PREFIX
 //   route revert PREFIX          drop the runtime change; the config route is back
 //   server show | neighbor show | stats | reload | help | ping
+//   status                       uptime, ports, routes and servers on one screen, with rates
 //   begin | commit | abort       a transaction on this connection
+//   trace FILE [prefix P] [port NAME] [drop REASON|drops] [count N] [seconds S]
+//   trace stop                   end the running trace (its own connection gets the summary)
 //
 // PREFIX is CIDR (192.168.1.32/27), the article's address-plus-netmask form
 // (192.168.1.32 255.255.255.224), or a bare address (/32). NEXTHOP is a
@@ -15,6 +18,7 @@
 
 import { Ipv4Error, parsePrefix, type Prefix } from '../util/ipv4.js';
 import { ControlError } from './protocol.js';
+import { MAX_TRACE_FRAMES, MAX_TRACE_SECONDS, type TraceOptions } from './trace.js';
 
 export type RouteTarget = { type: 'unicast'; via: string[] } | { type: 'unreachable' | 'blackhole' };
 
@@ -25,7 +29,9 @@ export type Request =
   | { command: 'server show'; name?: string }
   | { command: 'server drain' | 'server undrain'; name: string }
   | { command: 'route failback' }
-  | { command: 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' | 'events' };
+  | { command: 'trace'; trace: TraceOptions }
+  | { command: 'trace stop' }
+  | { command: 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' | 'events' | 'status' };
 
 /** Commands that change routes and may be part of a transaction. */
 export type RouteChangeRequest = Extract<Request, { command: 'route add' | 'route replace' | 'route del' | 'route revert' }>;
@@ -41,13 +47,17 @@ export const HELP: readonly string[] = [
   'server show [NAME]                           health: state, why, since when, last check latency',
   'server drain NAME | server undrain NAME      take a server out of service at once, or return it',
   'neighbor show | stats                        ARP entries, counters',
+  'status                                       one screen: uptime, port and route rates, servers (`vipr top` live)',
   'events                                       follow server and route events (until you disconnect)',
   'begin ... commit | abort                     apply several changes at once, or none',
   'reload                                       re-read the config file (a bad one changes nothing)',
+  'trace FILE [prefix P] [port NAME] [drop REASON|drops] [count N] [seconds S]',
+  '                                             frames and their verdicts to a pcapng file (replies when done)',
+  'trace stop                                   end the running trace',
   'PREFIX: 192.168.1.32/27 or 192.168.1.32 255.255.255.224',
 ];
 
-const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort', 'events']);
+const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort', 'events', 'status']);
 const NEXT_HOP = /^([a-z][a-z0-9_-]{0,31}|\d{1,3}(\.\d{1,3}){3})$/;
 
 export function parseRequest(line: string): Request {
@@ -75,6 +85,7 @@ export function parseRequest(line: string): Request {
     if (rest.length > 0) throw new ControlError('EBADARGS', `\`${noun} show\` takes no arguments`);
     return { command: `${noun} show` as 'server show' };
   }
+  if (first === 'trace') return parseTrace(words.slice(1));
   if (first !== 'route') throw new ControlError('EUNKNOWN', `unknown command \`${first}\`; try \`help\``);
   switch (second) {
     case undefined:
@@ -135,4 +146,52 @@ function parseTarget(words: string[], verb: string): RouteTarget {
     if (!NEXT_HOP.test(hop)) throw new ControlError('EBADNEXTHOP', `\`${hop}\` is neither a server name nor an IPv4 address`);
   }
   return { type: 'unicast', via };
+}
+
+/** `trace FILE [prefix P] [port NAME] [drop REASON|drops] [count N] [seconds S]` or `trace stop`. */
+function parseTrace(words: string[]): Request {
+  const usage = 'e.g. `trace /tmp/t.pcapng prefix 192.168.1.32/27 count 100 seconds 10`';
+  if (words.length === 0) throw new ControlError('EBADARGS', `\`trace\` needs a file, ${usage}`);
+  if (words[0] === 'stop') {
+    if (words.length > 1) throw new ControlError('EBADARGS', '`trace stop` takes no arguments');
+    return { command: 'trace stop' };
+  }
+  const trace: TraceOptions = { file: words[0] };
+  const seen = new Set<string>();
+  for (let at = 1; at < words.length;) {
+    const word = words[at];
+    if (seen.has(word === 'drops' ? 'drop' : word)) throw new ControlError('EBADARGS', `\`${word}\` given twice`);
+    seen.add(word === 'drops' ? 'drop' : word);
+    if (word === 'drops') {
+      trace.drop = 'any';
+      at++;
+      continue;
+    }
+    const value = words[at + 1];
+    if (!['prefix', 'port', 'drop', 'count', 'seconds'].includes(word)) {
+      throw new ControlError('EBADARGS', `unexpected \`${word}\`; after the file come prefix P, port NAME, drop REASON (or drops), count N, seconds S`);
+    }
+    if (value === undefined) throw new ControlError('EBADARGS', `\`${word}\` needs a value, ${usage}`);
+    if (word === 'prefix') {
+      const { prefix, used } = takePrefix(words, at + 1);
+      trace.prefix = prefix;
+      at = used;
+      continue;
+    }
+    if (word === 'port') trace.port = value;
+    else if (word === 'drop') trace.drop = value;
+    else if (word === 'count') {
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_TRACE_FRAMES) {
+        throw new ControlError('EBADARGS', `count must be a whole number from 1 to ${MAX_TRACE_FRAMES}, not \`${value}\``);
+      }
+      trace.count = Number(value);
+    } else {
+      if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0 || Number(value) > MAX_TRACE_SECONDS) {
+        throw new ControlError('EBADARGS', `seconds must be a number above 0 and at most ${MAX_TRACE_SECONDS}, not \`${value}\``);
+      }
+      trace.seconds = Number(value);
+    }
+    at += 2;
+  }
+  return { command: 'trace', trace };
 }

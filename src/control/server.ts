@@ -13,6 +13,7 @@ import {
   ControlError, formatJsonReply, formatTextError, formatTextOk, MAX_LINE, type Reply,
 } from './protocol.js';
 import type { ControlService, Session } from './service.js';
+import { INVALID_COMMAND } from './command-counts.js';
 import type { ViprEvent } from '../health/events.js';
 
 /** A client silent this long is told so and disconnected. */
@@ -75,6 +76,7 @@ export class ControlServer {
   }
 
   async stop(): Promise<void> {
+    await this.service.close(); // a running trace writes out and closes its file first
     for (const socket of this.clients) socket.destroy();
     const server = this.server;
     this.server = undefined;
@@ -112,7 +114,17 @@ export class ControlServer {
       return;
     }
     this.clients.add(socket);
-    const session: Session = { transaction: null };
+    const hangup = new AbortController();
+    const session: Session = {
+      transaction: null,
+      closed: hangup.signal,
+      holdOpen: () => {
+        socket.setTimeout(0);
+        return () => {
+          if (!socket.destroyed) socket.setTimeout(this.idleTimeoutMs);
+        };
+      },
+    };
     let buffered: Buffer[] = [];
     let bufferedBytes = 0;
     let discarding = false;
@@ -182,6 +194,7 @@ export class ControlServer {
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
+      hangup.abort();
       this.clients.delete(socket);
       if (session.transaction && session.transaction.length > 0) {
         this.log.info({ dropped: session.transaction.length }, 'control client left with an open transaction; nothing applied');
@@ -220,6 +233,7 @@ export class ControlServer {
       if (!json && command.trim() === '') return; // blank lines are ignored in the text form
       request = parseRequest(command);
       const reply: Reply = await this.service.handle(request, session);
+      this.service.commands.record(request.command, 'ok');
       if (reply.follow) {
         follow(reply.follow, json);
         return;
@@ -232,6 +246,7 @@ export class ControlServer {
       if (!(error instanceof ControlError)) this.log.error({ err: error }, 'control command failed unexpectedly');
       // A line that never became a request may have been meant as a change (the service counts its own refusals).
       if (request === undefined) refuseInTransaction(session);
+      this.service.commands.record(request?.command ?? INVALID_COMMAND, 'error');
       send(json ? formatJsonReply(id, controlError) : formatTextError(controlError));
     }
   }

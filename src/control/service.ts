@@ -17,6 +17,9 @@ import type { EventBus, ViprEvent } from '../health/events.js';
 import type { Failover } from '../health/failover.js';
 import { describeCheck, displayState, type HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import type { StateStore } from './state-store.js';
+import { CommandCounts } from './command-counts.js';
+import { StatusView } from './status.js';
+import { summaryLine, traceDirectory, TraceSession, type TraceOptions } from './trace.js';
 
 export interface ControlContext {
   router: Router;
@@ -39,10 +42,20 @@ export interface Session {
    * apply nothing: the operator meant all of the changes, not the rest of them.
    */
   refused?: number;
+  /** Aborted when the client disconnects: a running `trace` ends with its connection. */
+  closed?: AbortSignal;
+  /** Lifts the connection's idle limit while a long request (`trace`) runs; returns what restores it. */
+  holdOpen?: () => () => void;
 }
 
 export class ControlService {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Commands answered, by command and result: the ControlServer records, metrics read. */
+  readonly commands = new CommandCounts();
+  /** `status` keeps its counter samples between calls (rates for `vipr top`). */
+  private statusView: StatusView | undefined;
+  /** The running `trace`, if any (one at a time: the data plane has one tracer hook). */
+  private tracing: TraceSession | undefined;
 
   constructor(private readonly context: ControlContext) {}
 
@@ -71,7 +84,15 @@ export class ControlService {
       case 'events':
         return { lines: [], result: null, follow: (write: (event: ViprEvent) => void) => this.context.events.subscribe(write) };
       case 'neighbor show': return this.neighborShow();
+      case 'trace': return this.trace(request.trace, session);
+      case 'trace stop': {
+        const running = this.tracing;
+        if (!running) throw new ControlError('ENOTRACE', 'no trace is running');
+        void running.end('stopped');
+        return textReply([`stopping the trace to ${running.file} (${running.traced} frames so far); its own connection gets the summary`], { file: running.file, frames: running.traced });
+      }
       case 'stats': return this.stats();
+      case 'status': return (this.statusView ??= new StatusView(this.context)).reply();
       case 'begin':
         if (session.transaction) throw new ControlError('ETRANSACTION', 'a transaction is already open; `commit` or `abort` it first');
         session.transaction = [];
@@ -120,6 +141,38 @@ export class ControlService {
         await this.apply([change]);
         return textReply([], { applied: 1 });
       }
+    }
+  }
+
+  /** Ends a running trace and closes its file (the daemon is stopping). */
+  async close(): Promise<void> {
+    await this.tracing?.end('shutdown');
+  }
+
+  /**
+   * `trace`: the reply comes when the trace ends, with how many packets were
+   * written; the connection stays open (without its idle limit) until then.
+   */
+  private async trace(options: TraceOptions, session: Session): Promise<Reply> {
+    if (this.tracing) throw new ControlError('ETRACEBUSY', `a trace to ${this.tracing.file} is already running; \`trace stop\` ends it`);
+    const { router } = this.context;
+    const serverNames = new Map(this.context.servers().map((s) => [s.address, s.name] as const));
+    const running = await TraceSession.start(
+      { dataplane: router.dataplane, ports: router.ports, nextHops: router.tables.nextHops, batchCapacity: router.batch.capacity, serverNames },
+      options, traceDirectory(this.context.store.file), session.closed,
+    );
+    this.tracing = running;
+    this.context.log.info({ trace: running.file, filter: running.description }, `trace to ${running.file} started (${running.description})`);
+    const restore = session.holdOpen?.();
+    try {
+      const summary = await running.done;
+      const line = summaryLine(summary);
+      this.context.log.info({ trace: summary }, line);
+      if (summary.ended === 'error') throw new ControlError('ETRACEWRITE', line);
+      return textReply([line], summary);
+    } finally {
+      if (this.tracing === running) this.tracing = undefined;
+      restore?.();
     }
   }
 

@@ -11,6 +11,7 @@ import { loadConfig } from '../config/load.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { ControlService } from '../control/service.js';
+import { MetricsServer } from '../control/metrics.js';
 import { StateStore } from '../control/state-store.js';
 import { IcmpPinger } from '../health/checks.js';
 import { EventBus } from '../health/events.js';
@@ -33,6 +34,9 @@ export class Daemon {
   readonly router: Router;
   private readonly ports: Port[];
   private control: ControlServer | undefined;
+  private service: ControlService | undefined;
+  /** The Prometheus endpoint, when the config has a `metrics:` section. */
+  private metrics: MetricsServer | undefined;
   readonly monitor: HealthMonitor;
   readonly events: EventBus;
   readonly failover: Failover;
@@ -117,6 +121,7 @@ export class Daemon {
       log.info({ route: formatPrefix(route.prefix), source: route.source, line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target} (${from})`);
     }
     await daemon.startControl();
+    await daemon.startMetrics();
     daemon.open();
     log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
     return daemon;
@@ -150,6 +155,24 @@ export class Daemon {
     });
     this.control = new ControlServer(this.config.control, service, this.log);
     await this.control.start();
+    this.service = service;
+  }
+
+  /** Off unless configured. A port that cannot be had stops the start: the operator asked for metrics. */
+  private async startMetrics(): Promise<void> {
+    const config = this.config.metrics;
+    if (!config || !this.service) return;
+    const metrics = new MetricsServer(config.listen, {
+      router: this.router, monitor: this.monitor, events: this.events, commands: this.service.commands, log: this.log,
+    });
+    try {
+      await metrics.start();
+    } catch (error) {
+      await metrics.stop();
+      await this.control?.stop();
+      throw error;
+    }
+    this.metrics = metrics;
   }
 
   /** Re-reads the config file. A bad file changes nothing and throws with the reason. */
@@ -160,7 +183,7 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp]);
+    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -174,7 +197,7 @@ export class Daemon {
     this.router.rib.reselect();
     this.log.level = next.log.level;
     const summary = `reloaded ${this.configPath}: ${next.routes.length} config routes, ${next.servers.length} servers` +
-      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors and icmp settings apply at the next restart' : '');
+      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors, icmp and metrics settings apply at the next restart' : '');
     this.log.info({ config: this.configPath }, summary);
     return summary;
   }
@@ -216,6 +239,7 @@ export class Daemon {
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
     await this.control?.stop();
+    await this.metrics?.stop();
     const backend = Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
     this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend }, 'stopped');
   }

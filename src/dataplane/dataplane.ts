@@ -16,6 +16,7 @@ import { ip4Lookup } from './ip4-lookup.js';
 import { ip4Rewrite } from './ip4-rewrite.js';
 import { IcmpError, Next } from './next.js';
 import type { PortTable, TxPort } from './ports.js';
+import type { PacketTracer } from './trace.js';
 
 /** Slow-path handlers the neighbour resolver provides (control plane side). */
 export interface NeighborSlowPath {
@@ -34,6 +35,11 @@ export interface DataplaneTables {
 export class Dataplane {
   /** Reused per batch: slots to send on one port. */
   private readonly txSlots: Uint16Array;
+  /**
+   * Set by the control plane while `vipr ctl trace` runs, null otherwise
+   * (src/dataplane/trace.ts). Read once per batch: off, it costs one compare.
+   */
+  tracer: PacketTracer | null = null;
 
   constructor(
     readonly tables: DataplaneTables,
@@ -55,6 +61,8 @@ export class Dataplane {
     const tables = this.tables;
     const fib = tables.fib; // one snapshot for the whole batch
     counters.batches++;
+    const tracer = this.tracer; // one read per batch, like the FIB
+    if (tracer !== null) tracer.beforeStages(batch);
     batch.next.fill(Next.ethInput, 0, n);
     const portCounters = counters.ports;
     for (let i = 0; i < n; i++) {
@@ -69,6 +77,7 @@ export class Dataplane {
     ip4Rewrite(batch, tables.nextHops, tables.neighbors, this.ports, counters);
     this.transmit(batch);
     this.slowPaths(batch);
+    if (tracer !== null) tracer.afterStages(batch, fib, tables.nextHops);
     batch.count = 0;
   }
 

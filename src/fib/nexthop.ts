@@ -4,7 +4,7 @@
 // nexthop objects, DPDK l3fwd's dest_eth_addr), never a FIB rebuild.
 //
 // This file is shared by both planes: the control plane writes it, the data
-// plane only reads it.
+// plane only reads it (and bumps its packet counters).
 
 import { MAX_NEXT_HOP } from './lpm.js';
 
@@ -44,6 +44,13 @@ export class NextHopTable {
   readonly gateway = new Uint32Array(this.capacity);
   /** How many routes point at each next hop; the control plane frees it at zero. */
   readonly refs = new Uint32Array(this.capacity);
+  /**
+   * Frames ip4-rewrite made ready for each next hop (one increment per frame,
+   * the only field the data plane writes): per-route traffic for metrics and
+   * `status`. Routes with the same next-hop list share a slot, so they share
+   * the count. Zeroed when a slot is allocated, so a reused slot starts over.
+   */
+  readonly packets = new Float64Array(this.capacity);
   private readonly freeList: number[] = [];
   private highWater = NH_FIRST_DYNAMIC;
 
@@ -62,6 +69,7 @@ export class NextHopTable {
     this.gateway[index] = gateway >>> 0;
     this.neighbor[index] = neighbor;
     this.refs[index] = 0;
+    this.packets[index] = 0;
     return index;
   }
 

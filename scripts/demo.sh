@@ -5,9 +5,14 @@
 #   bash scripts/demo.sh          (as root, from any directory)
 #
 # Prints which server answered each VIP, a ping and a traceroute through vipr,
-# and the ICMP error for an unrouted address. Exits 0 only if every VIP was
-# answered by the server its route points at. Always removes the lab and stops
-# vipr on the way out, Ctrl-C included. vipr's log: /tmp/vipr-demo.log (kept).
+# and the ICMP error for an unrouted address. Then the article's 5 AM page: a
+# numbered stream of 20,000 packets/s goes to 192.168.1.33, web1's link goes
+# down, vipr fails over to web2 on its own; web1 comes back and, after the
+# 3 s hold-down, traffic moves back. It reports the gap, the packets lost, when
+# the failback came and what it lost (node dist/bench/failover.js --scenario).
+# Exits 0 only if every VIP was answered by the server its route points at and
+# vipr failed over. Always removes the lab and stops vipr on the way out,
+# Ctrl-C included. vipr's log: /tmp/vipr-demo.log (kept).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -142,3 +147,22 @@ if [ "$bad" -ne 0 ]; then
   die "$bad of ${#VIPS[@]} VIPs not answered by their expected server (vipr log: $LOG)"
 fi
 step "all ${#VIPS[@]} VIPs answered by the server their route points at"
+
+# ---- 5 AM: web1 drops off the network ------------------------------------------------------
+# The article: "It's 5:00 AM on a Monday morning. You're awakened by a page ...
+# One of three web servers has just dropped off the network." Here nobody is
+# paged: vipr's health checks see it and move the route. The scenario runs the
+# stream (lab/udp-stream.c) from the client and timestamping sinks in web1 and
+# web2, takes web1's link down and up again, and counts every packet.
+echo
+step "5:00 AM, Monday: web1 is about to drop off the network"
+[ -f dist/bench/failover.js ] || die "dist/bench/failover.js missing (npx tsc -p tsconfig.json)"
+# exit status: 0 failed over and back, 3 failed over but did not move back, else no failover
+rc=0
+node dist/bench/failover.js --scenario "$PREFIX" --vipr-pid "$VIPR_PID" --kind link --lead 1000 --failure 1500 --tail 500 || rc=$?
+echo
+case $rc in
+  0) step "web1 dropped off the network and nobody was paged: vipr failed over and back on its own" ;;
+  3) step "vipr failed over, but traffic did not move back to web1 (see the report; vipr log: $LOG)" ;;
+  *) die "vipr did not fail over web1's traffic (status $rc; vipr log: $LOG)" ;;
+esac

@@ -154,7 +154,9 @@ export class HealthMonitor extends EventEmitter<{ change: [HealthChange] }> {
     return {
       config,
       intervalMs: config.intervalMs ?? this.health.intervalMs,
-      timeoutMs: Math.min(config.timeoutMs ?? this.health.timeoutMs, config.intervalMs ?? this.health.intervalMs),
+      // May exceed the interval (as HAProxy's `timeout check` may exceed `inter`): a slow
+      // check delays the next run rather than overlapping it.
+      timeoutMs: config.timeoutMs ?? this.health.timeoutMs,
       rise: config.rise ?? this.health.rise,
       fall: config.fall ?? this.health.fall,
       up: true,

@@ -209,11 +209,13 @@ export class HealthMonitor extends EventEmitter<{ change: [HealthChange] }> {
     const reason = state === 'down'
       ? `${describeCheck(failing!.config)} failed ${failing!.fall} times: ${failing!.last?.reason ?? 'failed'}`
       : `all checks passed ${check.rise} times`;
-    const old = displayState(server);
+    // A drained server's health still changes: say so, rather than "draining -> draining".
+    const label = (s: ServerState) => (server.drained ? `draining (${s})` : s);
+    const old = label(server.state);
     server.state = state;
     server.since = Date.now();
     server.reason = reason;
     if (state === 'up') server.upSince = performance.now();
-    this.emit('change', { server, oldState: old, newState: displayState(server), reason });
+    this.emit('change', { server, oldState: old, newState: label(state), reason });
   }
 }

@@ -53,7 +53,7 @@ describe('lab/vipr.yaml', () => {
     const check = { type: 'http', port: 80, path: '/health', status: 200, body: 'ok' } as const;
     expect(config).toEqual({
       ...DEFAULTS,
-      health: { intervalMs: 50, timeoutMs: 50, rise: 2, fall: 3, holdDownMs: 3000, failback: 'auto', notifyTimeoutMs: 10000 },
+      health: { intervalMs: 50, timeoutMs: 100, rise: 2, fall: 3, holdDownMs: 3000, failback: 'auto', notifyTimeoutMs: 10000 },
       interfaces: [{ name: 'up0' }, { name: 'lan0' }],
       servers: [1, 2, 3, 4].map((n) => ({ name: `web${n}`, address: address(`192.168.1.${n + 1}`), checks: [check] })),
       routes: [

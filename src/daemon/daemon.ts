@@ -114,8 +114,13 @@ export class Daemon {
         `port ${d.name}: ${d.addresses.map((a) => `${formatAddress(a.address)}/${a.length}`).join(', ')} mtu ${d.mtu}`,
       );
     }
-    for (const route of rib.routes()) {
-      if (route.source !== 'config' && route.source !== 'runtime') continue;
+    // Each route gets its own line on a router the size of the article's; a full table gets a summary.
+    const ROUTES_LOGGED = 64;
+    const stated = rib.size <= ROUTES_LOGGED * 2 ? rib.routes().filter((r) => r.source === 'config' || r.source === 'runtime') : [];
+    if (stated.length === 0 && rib.size > ROUTES_LOGGED * 2) {
+      log.info({ routes: rib.size, runtimeChanges: rib.runtimeChanges().size }, `${rib.size} routes (${rib.runtimeChanges().size} changed at run time); \`vipr ctl route show\` lists them`);
+    }
+    for (const route of stated) {
       const target = describeRoute(route) + (route.via.length > 0 ? ` on ${route.via[0].port}` : '');
       const from = route.source === 'config' ? `config line ${route.sourceLine}` : `runtime change from ${store.file}`;
       log.info({ route: formatPrefix(route.prefix), source: route.source, line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target} (${from})`);

@@ -120,6 +120,11 @@ interface Group {
 export class Rib {
   private routesByKey = new Map<string, RibRoute>();
   private configRoutes: RouteConfig[] = [];
+  private configByKey = new Map<string, RouteConfig>();
+  /** Route keys per next-hop group, so a failover names its prefixes without scanning every route. */
+  private groupRoutes = new Map<string, Set<string>>();
+  /** How many routes name each next-hop address: a gateway is unpinned when none does. */
+  private gatewayUse = new Map<number, number>();
   private runtime: RuntimeChanges = new Map();
   /** Pinned neighbour entry per next-hop address. */
   private gateways = new Map<number, { neighbor: number; port: number }>();
@@ -155,8 +160,12 @@ export class Rib {
     this.tables.fib = LpmTable.build(entries);
     this.routesByKey = compiled.routes;
     this.configRoutes = [...configRoutes];
+    this.configByKey = new Map(configRoutes.map((r) => [prefixKey(r.prefix), r]));
     this.runtime = new Map(runtime);
-    this.releaseUnused(compiled);
+    this.groupRoutes = new Map();
+    this.gatewayUse = new Map();
+    for (const [key, route] of compiled.routes) this.retain(key, route);
+    this.releaseUnused();
     this.lastChange = Date.now();
   }
 
@@ -166,8 +175,14 @@ export class Rib {
    */
   plan(changes: readonly RouteChange[]): RuntimeChanges {
     const runtime = new Map(this.runtime);
-    const effective = new Map(this.routesByKey);
-    const configByKey = new Map(this.configRoutes.map((r) => [prefixKey(r.prefix), r]));
+    // Only the changed prefixes are copied: the plan sees the live routes through this overlay.
+    const overlay = new Map<string, RibRoute | null>();
+    const effective = {
+      get: (key: string) => (overlay.has(key) ? overlay.get(key) ?? undefined : this.routesByKey.get(key)),
+      set: (key: string, route: RibRoute) => overlay.set(key, route),
+      delete: (key: string) => overlay.set(key, null),
+    };
+    const configByKey = this.configByKey;
     changes.forEach((change, index) => {
       const where = changes.length > 1 ? `change ${index + 1}: ` : '';
       const prefix = 'route' in change ? change.route.prefix : change.prefix;
@@ -209,21 +224,65 @@ export class Rib {
    * synchronous call (see the header). `runtime` comes from plan().
    */
   commit(runtime: RuntimeChanges): void {
-    const compiled = this.compile(this.configRoutes, runtime);
-    this.ensureNextHops(compiled);
+    // Only prefixes whose runtime change differs are touched: O(changes), not O(routes).
+    const changed = new Set<string>();
+    for (const [key, spec] of runtime) if (this.runtime.get(key) !== spec || !this.runtime.has(key)) changed.add(key);
+    for (const key of this.runtime.keys()) if (!runtime.has(key)) changed.add(key);
+    const next = new Map<string, RibRoute | undefined>();
+    const gateways = new Map<number, number>();
+    const groups = new Map<string, number[]>();
+    for (const key of changed) {
+      let route: RibRoute | undefined;
+      const spec = runtime.get(key);
+      if (spec) {
+        route = this.resolveSpec(spec, 'runtime', 'runtime ');
+        if (this.configByKey.has(key)) route.overrides = 'config';
+      } else if (spec === undefined) {
+        const config = this.configByKey.get(key);
+        route = config ? this.fromConfig(config) : undefined;
+      }
+      next.set(key, route);
+      if (route) {
+        for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
+        if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
+      }
+    }
+    this.ensureNextHops({ routes: new Map(), gateways, groups });
     const fib = this.tables.fib;
-    for (const [key, route] of compiled.routes) {
-      route.nextHop = this.nextHopFor(route);
+    for (const [key, route] of next) {
       const old = this.routesByKey.get(key);
-      if (!old || old.nextHop !== route.nextHop) fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
+      if (old) this.forget(key, old);
+      if (route) {
+        route.nextHop = this.nextHopFor(route);
+        if (!old || old.nextHop !== route.nextHop) fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
+        this.routesByKey.set(key, route);
+        this.retain(key, route);
+      } else if (old) {
+        fib.delete(old.prefix.address, old.prefix.length);
+        this.routesByKey.delete(key);
+      }
     }
-    for (const [key, old] of this.routesByKey) {
-      if (!compiled.routes.has(key)) fib.delete(old.prefix.address, old.prefix.length);
-    }
-    this.routesByKey = compiled.routes;
     this.runtime = new Map(runtime);
-    this.releaseUnused(compiled);
+    this.releaseUnused();
     this.lastChange = Date.now();
+  }
+
+  private retain(key: string, route: RibRoute): void {
+    if (route.type !== 'unicast') return;
+    const group = groupKey(route.via);
+    let keys = this.groupRoutes.get(group);
+    if (!keys) this.groupRoutes.set(group, (keys = new Set()));
+    keys.add(key);
+    for (const via of route.via) this.gatewayUse.set(via.address, (this.gatewayUse.get(via.address) ?? 0) + 1);
+  }
+
+  private forget(key: string, route: RibRoute): void {
+    if (route.type !== 'unicast') return;
+    const group = groupKey(route.via);
+    const keys = this.groupRoutes.get(group);
+    keys?.delete(key);
+    if (keys?.size === 0) this.groupRoutes.delete(group);
+    for (const via of route.via) this.gatewayUse.set(via.address, (this.gatewayUse.get(via.address) ?? 1) - 1);
   }
 
   /** Where the health of next hops comes from; call reselect() after it changes. */
@@ -243,7 +302,7 @@ export class Rib {
       if (active === group.active) continue;
       const from = group.active >= 0 ? group.members[group.active] : undefined;
       this.activate(group, active);
-      const prefixes = [...this.routesByKey.values()].filter((r) => r.type === 'unicast' && groupKey(r.via) === key).map((r) => r.prefix);
+      const prefixes = [...(this.groupRoutes.get(key) ?? [])].map((k) => this.routesByKey.get(k)!.prefix);
       moves.push({ prefixes, from, to: active >= 0 ? group.members[active] : undefined });
     }
     if (moves.length > 0) this.lastChange = Date.now();
@@ -349,16 +408,18 @@ export class Rib {
     }
   }
 
-  private releaseUnused(compiled: Compiled): void {
+  /** Frees the slots of groups no route uses and unpins next hops no route names. */
+  private releaseUnused(): void {
     for (const [key, group] of this.groups) {
-      if (compiled.groups.has(key)) continue;
+      if (this.groupRoutes.has(key)) continue;
       this.nextHops.release(group.nextHop);
       this.groups.delete(key);
     }
     for (const [gateway, { neighbor }] of this.gateways) {
-      if (compiled.gateways.has(gateway)) continue;
+      if ((this.gatewayUse.get(gateway) ?? 0) > 0) continue;
       this.resolver.unpinGateway(neighbor);
       this.gateways.delete(gateway);
+      this.gatewayUse.delete(gateway);
     }
   }
 

@@ -5,8 +5,10 @@
 
 import { cpus } from 'node:os';
 import { run as lpm } from './lpm.bench.js';
+import { run as memory } from './memory.js';
 import { run as pipeline } from './pipeline.bench.js';
 
 console.log(`vipr benchmarks, ${new Date().toISOString()}, node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} x${cpus().length}`);
 await lpm();
 await pipeline();
+await memory();

@@ -783,6 +783,8 @@ export interface FailoverTrial {
   firstWeb1AfterMs: number | null;
   failbackEvent: string | null;
   failback: PhaseCount;
+  /** Packets per 20 ms bin at each server (the demo draws them). */
+  series?: FailoverSeries;
   total: PhaseCount & { received: number; distinct: number; unexpected: number; shares: Record<string, number>; switches: number };
   /** frames the kernel counted in on up0 that vipr never read (its port buffer was full): a stall, not a failover */
   lostAtViprPort: number | null;
@@ -915,6 +917,9 @@ export async function measureFailover(ctx: FailoverContext, opts: FailoverOption
       firstWeb1AfterMs: a.firstWeb1AfterMs,
       failbackEvent: back?.text ?? null,
       failback: a.failback,
+      series: seriesOf(shares[0], shares[1], stream.sent, {
+        failure: a.failureAt, failover: down?.atMs, recovery: rec.startMs, failback: back?.atMs,
+      }),
       total: a.total,
       lostAtViprPort: before && after ? Math.max(0, after.kernelRx - before.kernelRx - (after.viprRx - before.viprRx)) : null,
       sinkSocketDrops: sinkDrops,
@@ -956,6 +961,89 @@ interface Analysis {
   total: FailoverTrial['total'];
   problems: string[];
   disturbances: string[];
+}
+
+export interface FailoverSeries {
+  binMs: number;
+  /** CLOCK_MONOTONIC ms of the first bin. */
+  startMs: number;
+  web1: number[];
+  web2: number[];
+  marks: Record<'failure' | 'failover' | 'recovery' | 'failback', number | undefined>;
+}
+
+/** Arrivals per 20 ms bin at each server, from the sinks' timestamps. */
+function seriesOf(web1: Share, web2: Share, sent: number, marks: FailoverSeries['marks']): FailoverSeries {
+  const binMs = 20;
+  let start = Infinity;
+  let end = -Infinity;
+  for (const share of [web1, web2]) {
+    for (let seq = 0; seq < Math.min(sent, share.counts.length); seq++) {
+      if (!share.counts[seq]) continue;
+      start = Math.min(start, share.arrivalMs[seq]);
+      end = Math.max(end, share.arrivalMs[seq]);
+    }
+  }
+  if (!Number.isFinite(start)) return { binMs, startMs: 0, web1: [], web2: [], marks };
+  const bins = Math.floor((end - start) / binMs) + 1;
+  const count = (share: Share) => {
+    const out = new Array<number>(bins).fill(0);
+    for (let seq = 0; seq < Math.min(sent, share.counts.length); seq++) {
+      if (share.counts[seq]) out[Math.floor((share.arrivalMs[seq] - start) / binMs)]++;
+    }
+    return out;
+  };
+  return { binMs, startMs: start, web1: count(web1), web2: count(web2), marks };
+}
+
+/** The demo's picture: packets/s at web1 and web2 over time, with the failure, failover, recovery and failback marked. */
+export function failoverSvg(series: FailoverSeries, title: string): string {
+  const width = 900;
+  const height = 360;
+  const left = 70;
+  const right = 20;
+  const top = 64;
+  const bottom = 50;
+  // The last bin is cut short by the end of the stream: leave it out.
+  const web1 = series.web1.slice(0, -1);
+  const web2 = series.web2.slice(0, -1);
+  const n = Math.max(1, web1.length);
+  const rate = (c: number) => (c * 1000) / series.binMs;
+  const peak = Math.max(1, ...web1.map(rate), ...web2.map(rate));
+  const x = (i: number) => left + (i / n) * (width - left - right);
+  const y = (v: number) => top + (1 - v / peak) * (height - top - bottom);
+  const path = (bins: number[]) => bins.map((c, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(rate(c)).toFixed(1)}`).join(' ');
+  const seconds = (n * series.binMs) / 1000;
+  const ticks: string[] = [];
+  for (let t = 0; t <= seconds; t += 1) {
+    const px = x((t * 1000) / series.binMs);
+    ticks.push(`<line x1="${px}" y1="${height - bottom}" x2="${px}" y2="${height - bottom + 5}" stroke="#333"/><text x="${px}" y="${height - bottom + 18}" text-anchor="middle">${t} s</text>`);
+  }
+  for (const v of [0, peak / 2, peak]) {
+    ticks.push(`<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end">${Math.round(v / 1000)}k</text><line x1="${left}" y1="${y(v)}" x2="${width - right}" y2="${y(v)}" stroke="#ddd"/>`);
+  }
+  const marks = Object.entries(series.marks)
+    .filter(([, at]) => at !== undefined)
+    .map(([name, at], k) => {
+      const px = x((at! - series.startMs) / series.binMs);
+      return `<line x1="${px}" y1="${top}" x2="${px}" y2="${height - bottom}" stroke="#888" stroke-dasharray="4 3"/>` +
+        `<text x="${px + 3}" y="${top + 12 + (k % 2) * 14}" fill="#555">${name}</text>`;
+    });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="22" font-size="14">${title}</text>`,
+    ...ticks,
+    ...marks,
+    `<path d="${path(web1)}" fill="none" stroke="#1f77b4" stroke-width="1.6"/>`,
+    `<path d="${path(web2)}" fill="none" stroke="#d62728" stroke-width="1.6"/>`,
+    `<text x="${left}" y="44" fill="#1f77b4">■ web1 packets/s</text>`,
+    `<text x="${left + 140}" y="44" fill="#d62728">■ web2 packets/s</text>`,
+    `<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="#333"/>`,
+    `<text x="${(left + width) / 2}" y="${height - 10}" text-anchor="middle">time (per-server packets/s in ${series.binMs} ms bins)</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
 }
 
 /** Merge the two sinks' records against the stream and split them into phases by send time. */
@@ -1369,6 +1457,7 @@ function parseCli(argv: string[]) {
     out: undefined as string | undefined,
     scenario: undefined as string | undefined,
     viprPid: undefined as number | undefined,
+    svg: undefined as string | undefined,
     kind: 'link' as FailureKind,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
@@ -1388,6 +1477,7 @@ function parseCli(argv: string[]) {
       case '--no-rt': o.rt = false; break;
       case '--out': o.out = v; i++; break;
       case '--scenario': o.scenario = v; i++; break;
+      case '--svg': o.svg = v; i++; break;
       case '--vipr-pid': o.viprPid = Math.round(num(a, v, 1, 2 ** 31)); i++; break;
       case '--kind':
         if (!KINDS.includes(v as FailureKind)) throw new Error(`--kind: one of ${KINDS.join(', ')}`);
@@ -1465,6 +1555,11 @@ async function scenario(cli: ReturnType<typeof parseCli>): Promise<number> {
   process.stdout.write('report:\n');
   for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(17)} ${v}\n`);
   if (t.problems.length) process.stdout.write(`  problems: ${t.problems.join('; ')}\n`);
+  if (cli.svg && t.series) {
+    const title = `vipr, the 5 AM page: ${KIND_TEXT[t.kind].replace(/ \(.*\)$/, '')}; gap ${t.gapMs === null ? '-' : t.gapMs.toFixed(0)} ms, ${t.failover.lost} lost; failback lost ${t.failback.lost}`;
+    writeFileSync(cli.svg, failoverSvg(t.series, title));
+    process.stdout.write(`  picture           ${cli.svg} (per-server packets/s around the failure and the failback)\n`);
+  }
   if (t.failoverEvent === null || t.gapMs === null) return 1;
   return t.failbackEvent !== null && t.firstWeb1AfterMs !== null ? 0 : 3;
 }

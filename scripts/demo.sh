@@ -21,6 +21,7 @@ cd "$ROOT"
 PREFIX=demo
 CONFIG=/run/vipr-lab/demo/vipr.yaml # lab/vipr.yaml plus this lab's control socket and state file (written by lab.sh up)
 LOG=/tmp/vipr-demo.log
+PICTURE=/tmp/vipr-demo-failover.svg # per-server packets/s around the failure and the failback
 READY_TIMEOUT=20
 VIPS=(192.168.1.33 192.168.1.65 192.168.1.97 192.168.1.129)
 ROUTES=(192.168.1.32/27 192.168.1.64/27 192.168.1.96/27 192.168.1.128/27)
@@ -159,7 +160,8 @@ step "5:00 AM, Monday: web1 is about to drop off the network"
 [ -f dist/bench/failover.js ] || die "dist/bench/failover.js missing (npx tsc -p tsconfig.json)"
 # exit status: 0 failed over and back, 3 failed over but did not move back, else no failover
 rc=0
-node dist/bench/failover.js --scenario "$PREFIX" --vipr-pid "$VIPR_PID" --kind link --lead 1000 --failure 1500 --tail 500 || rc=$?
+node dist/bench/failover.js --scenario "$PREFIX" --vipr-pid "$VIPR_PID" --kind link --lead 1000 --failure 1500 --tail 500 \
+  --svg "$PICTURE" || rc=$?
 echo
 case $rc in
   0) step "web1 dropped off the network and nobody was paged: vipr failed over and back on its own" ;;

@@ -15,6 +15,7 @@ import { didYouMean } from './suggest.js';
 import {
   IO_BACKENDS,
   KERNEL_FORWARDING_POLICIES,
+  KERNEL_TRANSIT_POLICIES,
   LOG_LEVELS,
   OFFLOAD_POLICIES,
   ROUTE_TYPES,
@@ -277,6 +278,7 @@ export const configSchema = strictMapping({
   log: strictMapping({ level: oneOf(LOG_LEVELS).default('info') }).prefault({}),
   kernelForwarding: oneOf(KERNEL_FORWARDING_POLICIES).default('refuse'),
   offloads: oneOf(OFFLOAD_POLICIES).default('disable'),
+  kernelTransit: oneOf(KERNEL_TRANSIT_POLICIES).default('drop'),
   io: oneOf(IO_BACKENDS).default('ring'),
   ring: strictMapping({
     rxRing: oneOf(['v2', 'v3'] as const).default('v2'),

@@ -15,6 +15,10 @@ export type KernelForwardingPolicy = (typeof KERNEL_FORWARDING_POLICIES)[number]
 export const OFFLOAD_POLICIES = ['disable', 'keep'] as const;
 export type OffloadPolicy = (typeof OFFLOAD_POLICIES)[number];
 
+/** Whether the kernel's own copy of transit frames on vipr's ports is dropped before its IP input. */
+export const KERNEL_TRANSIT_POLICIES = ['drop', 'keep'] as const;
+export type KernelTransitPolicy = (typeof KERNEL_TRANSIT_POLICIES)[number];
+
 /** Port backends the loader accepts. The AF_PACKET ring ('ring') joins when it lands. */
 /** ring: the native AF_PACKET ring backend (default); pcap: libpcap through `cap`. */
 export const IO_BACKENDS = ['ring', 'pcap'] as const;
@@ -126,6 +130,7 @@ export interface Config {
   log: { level: LogLevel };
   kernelForwarding: KernelForwardingPolicy;
   offloads: OffloadPolicy;
+  kernelTransit: KernelTransitPolicy;
   io: IoBackend;
   ring: RingConfig;
   interfaces: InterfaceConfig[];

@@ -23,7 +23,7 @@ import { RingPort } from '../io/ring-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  describeInterface, disableKernelForwarding, disableReceiveOffloads, kernelForwardingOn, SystemError,
+  describeInterface, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, restoreKernelTransit, SystemError,
 } from './system.js';
 
 function notifyOf(config: Config) {
@@ -94,6 +94,11 @@ export class Daemon {
         const changed = await disableReceiveOffloads(name);
         if (changed.length > 0) log.info({ interface: name, changed }, `${name}: ${changed.join(', ')} (packet sockets must see frames as they were on the wire)`);
       }
+    }
+
+    if (config.kernelTransit === 'drop') {
+      await dropKernelTransit(descriptions);
+      log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
     }
 
     const store = new StateStore(config.state.file);
@@ -243,6 +248,7 @@ export class Daemon {
     this.icmp.close();
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
+    if (this.config.kernelTransit === 'drop') await restoreKernelTransit();
     await this.control?.stop();
     await this.metrics?.stop();
     const backend = Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));

@@ -47,7 +47,9 @@ describe.each(['ring', 'pcap'] as const)('vipr forwards the lab network with io:
     try {
       const config = `/run/vipr-lab/${lab.prefix}/vipr-${backend}.yaml`;
       const text = await readFile(labConfigPath(lab), 'utf8');
-      await writeFile(config, text.replace(/^io: \w+$/m, `io: ${backend}`));
+      // Health checks are the failover tests' business: here a check that fails
+      // on a busy machine would move a VIP to its backup in the middle of a count.
+      await writeFile(config, text.replace(/^io: \w+$/m, `io: ${backend}`).replace(/, checks: \[[^\]]*\]/g, ''));
       vipr = await startVipr(lab, config);
       expect(vipr.logs.join('\n')).toContain(`"io":"${backend}"`);
     } catch (error) {

@@ -13,6 +13,9 @@
 //              (packet sockets are taps that run before the ingress hook): how
 //              much the kernel's own parse of every transit frame costs
 //              (DESIGN.md, pitfalls). Flat-out rates only.
+// Diagnostic variants (only with --modes): ring-nohc (ring, the servers without
+// health checks: what the checks on the daemon's event loop cost in latency and
+// under load), ring-nohc-busy (that, plus ring: { busyPoll: true }). Flat out and latency.
 //
 // Per mode:
 //   flat out   trafgen (netsniff-ng) in the client namespace on CPU 0
@@ -22,14 +25,17 @@
 //              IP length 46 / 1500); counters read after a 1 s ramp over --seconds,
 //              repeated --repeat times; median, min and max reported.
 //   zero loss  highest offered rate of 64-byte frames with no loss in a --trial-seconds
-//              trial (a fixed count of frames), by bisection. trafgen's own pacing
-//              (-t gap, -b rate) sleeps once per packet and cannot hold more than a few
-//              tens of kpps on this VM (a calibration run in the kernel mode records
-//              that), so the trials use bench/lab/pace.c: the same frame from an
-//              AF_PACKET socket on CPU 0 on a busy-waited schedule. A trial that loses
+//              trial (a fixed count of frames), by bisection below what the generator
+//              sends flat out through its pacing path (the first trial is at 95 % of
+//              that: if it passes, the result is generator-bound, ">="). Trials:
+//              `trafgen ... -b RATEpps -n COUNT` (trafgen's shaper). A trial that loses
 //              frames is retried once (a shared box can stall vipr's CPU); a trial in
 //              which the generator could not hold 95 % of the rate is retried once and
-//              otherwise counts as a failure at that rate (reported as such).
+//              otherwise counts as a failure at that rate (reported). On a box where
+//              other real-time work keeps taking CPU 0, --search-generator pace uses
+//              bench/lab/pace.c instead (same frame from an AF_PACKET socket, sleeps
+//              between micro-bursts, reports its own stalls). The kernel mode first
+//              records how well both hold 20k/100k/300k pps here ("calibration").
 //   latency    `ping -i 0.001 -c N -s 56 192.168.1.33` from the client on CPU 0 (after a
 //              warm-up), per-packet RTTs: p50, p99 and the p99 added over the kernel's.
 //   profile    vipr modes: one more flat-out 64-byte run with the daemon under
@@ -96,13 +102,26 @@ const SIZES = [
 ] as const;
 type SizeName = (typeof SIZES)[number]['name'];
 
-type Mode = 'kernel' | 'ring' | 'pcap' | 'ring-drop';
-const MODES: readonly Mode[] = ['kernel', 'ring', 'pcap', 'ring-drop'];
+type Mode = 'kernel' | 'ring' | 'pcap' | 'ring-drop' | 'ring-nohc' | 'ring-nohc-busy';
+const MODES: readonly Mode[] = ['kernel', 'ring', 'pcap', 'ring-drop', 'ring-nohc', 'ring-nohc-busy'];
+/** run unless --modes says otherwise */
+const DEFAULT_MODES: readonly Mode[] = ['kernel', 'ring', 'pcap', 'ring-drop'];
 const MODE_LABEL: Record<Mode, string> = {
   kernel: 'kernel',
   ring: 'vipr ring',
   pcap: 'vipr pcap',
   'ring-drop': 'vipr ring + nft drop',
+  'ring-nohc': 'vipr ring, no health checks',
+  'ring-nohc-busy': 'vipr ring, no h.c., busyPoll',
+};
+/** the full set (flat out, zero-loss search, latency, profile) for these; the variants measure what they are about */
+const MODE_PARTS: Record<Mode, { search: boolean; latency: boolean; profile: boolean }> = {
+  kernel: { search: true, latency: true, profile: false },
+  ring: { search: true, latency: true, profile: true },
+  pcap: { search: true, latency: true, profile: true },
+  'ring-drop': { search: false, latency: false, profile: false },
+  'ring-nohc': { search: false, latency: true, profile: false },
+  'ring-nohc-busy': { search: false, latency: true, profile: false },
 };
 const isVipr = (m: Mode) => m !== 'kernel';
 
@@ -200,7 +219,7 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'
 
 // ---- labs ----------------------------------------------------------------------
 
-type LabNode = 'client' | 'router' | 'switch' | 'web1';
+type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2';
 
 interface Lab {
   prefix: string;
@@ -231,7 +250,7 @@ function teardownSync(): void {
 }
 
 async function labUp(mode: Mode): Promise<Lab> {
-  const letter = { kernel: 'k', ring: 'r', pcap: 'p', 'ring-drop': 'd' }[mode];
+  const letter = { kernel: 'k', ring: 'r', pcap: 'p', 'ring-drop': 'd', 'ring-nohc': 'n', 'ring-nohc-busy': 'b' }[mode];
   const prefix = `fw${letter}${randomInt(36 ** 4).toString(36).padStart(4, '0')}`;
   liveLabs.add(prefix); // before `up`: a half-built lab is removed too
   const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...(mode === 'kernel' ? ['--kernel-router'] : [])], 120_000);
@@ -300,32 +319,63 @@ const TRANSIT_DROP_RULES = `table netdev vbench {
 
 // ---- the daemon ---------------------------------------------------------------------
 
+interface ViprEvent {
+  /** performance.now() when the line arrived */
+  t: number;
+  msg: string;
+}
+
 interface Vipr {
   child: ChildProcess;
   pid: number;
   config: string;
   command: string[];
   logs: string[];
+  /** the daemon's `event: ...` log lines (health state changes, failovers, failbacks) */
+  events: ViprEvent[];
 }
 
-function configFor(lab: Lab, io: 'ring' | 'pcap'): string {
+/** The daemon's events between two instants (performance.now()). */
+function eventsBetween(vipr: Vipr | undefined, from: number, to: number): string[] {
+  return vipr ? vipr.events.filter((e) => e.t >= from && e.t <= to).map((e) => e.msg) : [];
+}
+
+/**
+ * The daemon's config: the lab's (lab.sh writes it), or a copy beside it with
+ * io: pcap, without the servers' health checks, or with ring busy polling.
+ */
+function configFor(lab: Lab): string {
   const base = `/run/vipr-lab/${lab.prefix}/vipr.yaml`;
-  if (io === 'ring') return base;
-  const text = readFileSync(base, 'utf8');
-  if (!/^io: ring$/m.test(text)) throw new Error(`${base}: no "io: ring" line to switch to pcap`);
-  const out = `/run/vipr-lab/${lab.prefix}/vipr-pcap.yaml`;
-  writeFileSync(out, text.replace(/^io: ring$/m, 'io: pcap'));
+  if (lab.mode === 'ring' || lab.mode === 'ring-drop') return base;
+  let text = readFileSync(base, 'utf8');
+  const change = (re: RegExp, to: string, what: string) => {
+    if (!re.test(text)) throw new Error(`${base}: cannot ${what} (the lab config changed?)`);
+    text = text.replace(re, to);
+  };
+  if (lab.mode === 'pcap') change(/^io: ring$/m, 'io: pcap', 'switch io to pcap');
+  if (lab.mode === 'ring-nohc' || lab.mode === 'ring-nohc-busy') change(/, checks: \[[^\]]*\] \}/g, ' }', 'remove the health checks');
+  if (lab.mode === 'ring-nohc-busy') change(/^io: ring$/m, 'io: ring\nring: { busyPoll: true }', 'turn on busy polling');
+  const out = `/run/vipr-lab/${lab.prefix}/vipr-${lab.mode}.yaml`;
+  writeFileSync(out, text);
   return out;
 }
 
-async function startVipr(lab: Lab, io: 'ring' | 'pcap', nodeFlags: string[] = []): Promise<Vipr> {
-  const config = configFor(lab, io);
+async function startVipr(lab: Lab, nodeFlags: string[] = []): Promise<Vipr> {
+  const config = configFor(lab);
   const command = ['taskset', '-c', String(VIPR_CPU), process.execPath, ...nodeFlags, VIPR_CLI, 'run', '--config', config];
   const child = lab.spawn('router', command);
   const logs: string[] = [];
+  const events: ViprEvent[] = [];
   let ready: (() => void) | undefined;
   const onLine = (line: string) => {
     if (logs.length < 2000) logs.push(line);
+    if (line.includes('"msg":"event: ')) {
+      try {
+        events.push({ t: performance.now(), msg: String((JSON.parse(line) as { msg?: unknown }).msg) });
+      } catch {
+        events.push({ t: performance.now(), msg: line.slice(0, 300) });
+      }
+    }
     if (ready && line.includes('"msg":"ready:')) ready();
   };
   onLines(child.stdout, onLine);
@@ -343,9 +393,9 @@ async function startVipr(lab: Lab, io: 'ring' | 'pcap', nodeFlags: string[] = []
   ready = undefined;
   if (outcome !== 'ready') {
     await stopChild(child, 'SIGKILL', 1000);
-    throw new Error(`vipr (${io}) ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
+    throw new Error(`vipr (${lab.mode}) ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
   }
-  const vipr: Vipr = { child, pid: child.pid!, config, command: ['ip', 'netns', 'exec', lab.ns('router'), ...command], logs };
+  const vipr: Vipr = { child, pid: child.pid!, config, command: ['ip', 'netns', 'exec', lab.ns('router'), ...command], logs, events };
   await waitNeighbors(lab, vipr);
   return vipr;
 }
@@ -443,20 +493,25 @@ interface Inner {
   up0: Reading<Link>;
   lan0: Reading<Link>;
   web1: Reading<Link>;
+  /** frames counted by the sinks of web1 and web2 together (the VIP's route fails over from web1 to web2) */
   delivered: Reading<number>;
+  /** of those, at web2 */
+  deliveredWeb2: number;
   routerDrop?: Reading<number>;
 }
 
 async function readInner(lab: Lab): Promise<Inner> {
-  const [client, up0, lan0, web1, delivered, routerDrop] = await Promise.all([
+  const [client, up0, lan0, web1, d1, d2, routerDrop] = await Promise.all([
     readLink(lab, 'client', 'eth0'),
     readLink(lab, 'router', 'up0'),
     readLink(lab, 'router', 'lan0'),
     readLink(lab, 'web1', 'eth0'),
     readNftCounter(lab, 'web1'),
+    readNftCounter(lab, 'web2'),
     lab.mode === 'ring-drop' ? readNftCounter(lab, 'router') : Promise.resolve(undefined),
   ]);
-  return { client, up0, lan0, web1, delivered, routerDrop };
+  const delivered = { value: d1.value + d2.value, t: (d1.t + d2.t) / 2 };
+  return { client, up0, lan0, web1, delivered, deliveredWeb2: d2.value, routerDrop };
 }
 
 /** Everything, before and after a trial (outside the measured window). */
@@ -715,6 +770,58 @@ async function runPace(lab: Lab, cmd: string[], timeoutMs: number): Promise<Pace
   return JSON.parse(line) as PaceReport;
 }
 
+type SearchGenerator = 'trafgen' | 'pace';
+
+/** What a paced run sent, how fast, and (pace only) how often the generator itself stalled. */
+interface PacedRun {
+  sent: number;
+  achievedPps: number;
+  resyncs: number | null;
+  maxLateUs: number | null;
+}
+
+/** trafgen's own summary: "N packets outgoing" and "S sec, U usec on CPU0 (N packets)". */
+function parseTrafgenSummary(out: string): { packets: number; seconds: number } | undefined {
+  const m = /(\d+) sec, (\d+) usec on CPU\d+ \((\d+) packets\)/.exec(out);
+  if (!m) return undefined;
+  return { packets: Number(m[3]), seconds: Number(m[1]) + Number(m[2]) / 1e6 };
+}
+
+/** `count` 64-byte frames at `rate` frames/s: trafgen -b RATEpps -n COUNT (its shaper), or pace --rate. */
+async function pacedRun(ctx: Ctx, gen: SearchGenerator, rate: number, count: number, timeoutMs: number): Promise<PacedRun> {
+  if (gen === 'pace') {
+    const rep = await runPace(ctx.lab, paceCommand(await buildPace(), 60, rate, { count }), timeoutMs);
+    return { sent: rep.sent, achievedPps: rep.rate, resyncs: rep.resyncs, maxLateUs: rep.max_late_us };
+  }
+  const r = await ctx.lab.exec('client', trafgenCommand(ctx.cfg[64], ['-b', `${Math.round(rate)}pps`, '-n', String(count)]), timeoutMs);
+  const sum = parseTrafgenSummary(r.stdout);
+  if (!sum) throw new Error(`trafgen -b ${Math.round(rate)}pps -n ${count} printed no summary (${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  return { sent: sum.packets, achievedPps: sum.packets / Math.max(sum.seconds, 1e-6), resyncs: null, maxLateUs: null };
+}
+
+/** The most a generator can send through this lab with its pacing machinery, 2 s flat out (the better of two runs). */
+async function generatorCeiling(ctx: Ctx, gen: SearchGenerator): Promise<number> {
+  let best = 0;
+  for (let k = 0; k < 2; k++) {
+    if (gen === 'pace') {
+      const c = await runPace(ctx.lab, paceCommand(await buildPace(), 60, 0, { seconds: 2 }), 30_000);
+      best = Math.max(best, c.rate);
+    } else {
+      // a rate no shaper here can reach: it never sleeps, i.e. trafgen's paced (sendto) path flat out
+      const child = ctx.lab.spawn('client', trafgenCommand(ctx.cfg[64], ['-b', '20000000pps']));
+      let out = '';
+      child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+      await sleep(2000);
+      await stopChild(child, 'SIGINT', 5000);
+      await streamClosed(child);
+      const sum = parseTrafgenSummary(out);
+      if (sum) best = Math.max(best, sum.packets / Math.max(sum.seconds, 1e-6));
+    }
+    await sleep(300);
+  }
+  return round(best);
+}
+
 // ---- the measurements ---------------------------------------------------------------------
 
 interface Ctx {
@@ -744,6 +851,8 @@ interface FlatTrial {
     lan0Tx: number;
     web1Rx: number;
     delivered: number;
+    /** of those, at web2 (the VIP's backup: vipr moved the route) */
+    deliveredAtWeb2: number;
     trafgenReported: number | null;
     /** vipr modes: frames vipr read on up0, forwarded to lan0, and its drops */
     viprRx?: number;
@@ -760,6 +869,8 @@ interface FlatTrial {
   loadavg1: number;
   /** how quiet the box was before the trial (and how long we waited for it) */
   quiet: Quiet;
+  /** vipr modes: the daemon's health/failover events during the trial */
+  healthEvents: string[];
 }
 
 function linkDelta(a: Reading<Link>, b: Reading<Link>) {
@@ -781,6 +892,7 @@ async function flatOut(ctx: Ctx, size: SizeName, seconds: number): Promise<FlatT
   const { lab } = ctx;
   const quiet = await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
   const A = await readOuter(lab);
+  const tStart = performance.now();
   const gen = lab.spawn('client', trafgenCommand(ctx.cfg[size]));
   let out = '';
   let err = '';
@@ -812,6 +924,7 @@ async function flatOut(ctx: Ctx, size: SizeName, seconds: number): Promise<FlatT
       lan0Tx: D.lan0.value.tx - A.lan0.value.tx,
       web1Rx: D.web1.value.rx - A.web1.value.rx,
       delivered: D.delivered.value - A.delivered.value,
+      deliveredAtWeb2: D.deliveredWeb2 - A.deliveredWeb2,
       trafgenReported: m ? Number(m[1]) : null,
     };
     if (A.vipr && D.vipr) {
@@ -833,6 +946,7 @@ async function flatOut(ctx: Ctx, size: SizeName, seconds: number): Promise<FlatT
       cpu: cpuUse(cpuB, cpuC),
       loadavg1: round(load1, 2),
       quiet,
+      healthEvents: eventsBetween(ctx.vipr, tStart, performance.now()),
     };
   } finally {
     await stopChild(gen, 'SIGKILL', 1000);
@@ -847,22 +961,26 @@ interface PacedTrial {
   lost: number;
   /** the generator held >= 95 % of the target */
   generatorHeld: boolean;
-  resyncs: number;
-  generatorMaxLateUs: number;
+  /** pace only: how often the generator was late by more than two ticks, and the worst, µs */
+  resyncs: number | null;
+  generatorMaxLateUs: number | null;
   lostAtViprPort?: number;
   viprDrops?: Record<string, number>;
   otherProcessesPercent: number;
   viprPercent: number | null;
   quiet: Quiet;
+  deliveredAtWeb2: number;
+  healthEvents: string[];
 }
 
-async function pacedTrial(ctx: Ctx, binary: string, rate: number, seconds: number): Promise<PacedTrial> {
+async function pacedTrial(ctx: Ctx, gen: SearchGenerator, rate: number, seconds: number): Promise<PacedTrial> {
   const { lab } = ctx;
   const count = Math.max(1, Math.round(rate * seconds));
   const quiet = await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
   const A = await readOuter(lab);
+  const tStart = performance.now();
   const cpuA = cpuSnapshot(ctx.netns, ctx.vipr?.pid);
-  const rep = await runPace(lab, paceCommand(binary, 60, rate, { count }), (seconds * 4 + 20) * 1000);
+  const rep = await pacedRun(ctx, gen, rate, count, (seconds * 4 + 20) * 1000);
   const cpuB = cpuSnapshot(ctx.netns, ctx.vipr?.pid);
   await sleep(300);
   const D = await readOuter(lab);
@@ -870,16 +988,18 @@ async function pacedTrial(ctx: Ctx, binary: string, rate: number, seconds: numbe
   const use = cpuUse(cpuA, cpuB);
   const t: PacedTrial = {
     targetPps: Math.round(rate),
-    achievedPps: round(rep.rate),
+    achievedPps: round(rep.achievedPps),
     sent: rep.sent,
     delivered,
     lost: rep.sent - delivered,
-    generatorHeld: rep.rate >= 0.95 * rate,
+    generatorHeld: rep.achievedPps >= 0.95 * rate,
     resyncs: rep.resyncs,
-    generatorMaxLateUs: rep.max_late_us,
+    generatorMaxLateUs: rep.maxLateUs,
     otherProcessesPercent: use.otherProcessesPercent,
     viprPercent: use.viprPercent,
     quiet,
+    deliveredAtWeb2: D.deliveredWeb2 - A.deliveredWeb2,
+    healthEvents: eventsBetween(ctx.vipr, tStart, performance.now()),
   };
   if (A.vipr && D.vipr) {
     t.lostAtViprPort = Math.max(0, D.up0.value.rx - A.up0.value.rx - (D.vipr.up0Rx - A.vipr.up0Rx));
@@ -894,35 +1014,29 @@ interface ZeroLoss {
   achievedPps: number | null;
   /** why the search stopped: 'converged' | 'generator-bound' | 'max-steps' */
   end: string;
-  /** pace flat out in this lab: the ceiling of the search */
+  /** the generator used for the trials, and what it sends flat out through its pacing path in this lab: the ceiling of the search */
+  generator: SearchGenerator;
   generatorMaxPps: number;
   trialSeconds: number;
   trials: PacedTrial[];
 }
 
-async function zeroLossSearch(ctx: Ctx, trialSeconds: number, maxSteps: number, precision: number, log: (s: string) => void): Promise<ZeroLoss> {
-  const binary = await buildPace();
-  // the ceiling: pace flat out (no schedule) for 2 s
-  // (twice, the better one: a shared box can take the CPU away for a while)
-  let ceilingPps = 0;
-  for (let k = 0; k < 2; k++) {
-    const c = await runPace(ctx.lab, paceCommand(binary, 60, 0, { seconds: 2 }), 30_000);
-    ceilingPps = Math.max(ceilingPps, c.rate);
-    await sleep(300);
-  }
-  const generatorMaxPps = round(ceilingPps);
+async function zeroLossSearch(ctx: Ctx, gen: SearchGenerator, trialSeconds: number, maxSteps: number, precision: number, log: (s: string) => void): Promise<ZeroLoss> {
+  await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
+  const generatorMaxPps = await generatorCeiling(ctx, gen);
   const trials: PacedTrial[] = [];
   /** pass: zero loss at a held rate; loss: frames lost; generator: the generator could not hold the rate (twice) */
   const attempt = async (rate: number): Promise<'pass' | 'loss' | 'generator'> => {
     let outcome: 'loss' | 'generator' = 'generator';
     for (let k = 0; k < 2; k++) {
-      const t = await pacedTrial(ctx, binary, rate, trialSeconds);
+      const t = await pacedTrial(ctx, gen, rate, trialSeconds);
       trials.push(t);
       log(
         `     ${(rate / 1000).toFixed(1)} kpps: sent ${t.sent} (${(t.achievedPps / 1000).toFixed(1)} kpps), lost ${t.lost}` +
           (t.lostAtViprPort ? ` (${t.lostAtViprPort} at vipr's port)` : '') +
-          (t.resyncs ? `, generator stalls ${t.resyncs} (max ${(t.generatorMaxLateUs / 1000).toFixed(1)} ms)` : '') +
+          (t.resyncs ? `, generator stalls ${t.resyncs} (max ${((t.generatorMaxLateUs ?? 0) / 1000).toFixed(1)} ms)` : '') +
           `, others ${t.otherProcessesPercent}% CPU` +
+          eventNote(t.healthEvents) +
           quietNote(t.quiet),
       );
       if (t.generatorHeld && t.lost === 0) return 'pass';
@@ -961,7 +1075,7 @@ async function zeroLossSearch(ctx: Ctx, trialSeconds: number, maxSteps: number, 
     }
     if (generatorLimited) end += ' (generator could not hold some rates)';
   }
-  return { pps: best ? best.targetPps : null, achievedPps: best ? best.achievedPps : null, end, generatorMaxPps, trialSeconds, trials };
+  return { pps: best ? best.targetPps : null, achievedPps: best ? best.achievedPps : null, end, generator: gen, generatorMaxPps, trialSeconds, trials };
 }
 
 interface Latency {
@@ -981,12 +1095,13 @@ function percentile(sorted: number[], q: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }
 
-type PingResult = Latency & { otherProcessesPercent: number; quiet: Quiet };
+type PingResult = Latency & { otherProcessesPercent: number; quiet: Quiet; healthEvents: string[] };
 
 async function pingLatency(ctx: Ctx, count: number): Promise<PingResult> {
   const { lab } = ctx;
   await lab.exec('client', ['taskset', '-c', String(GEN_CPU), 'ping', '-q', '-c', '200', '-i', '0.002', '-W', '1', VIP], 30_000);
   const quiet = await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
+  const tStart = performance.now();
   const cpuA = cpuSnapshot(ctx.netns, ctx.vipr?.pid);
   const r = await lab.exec('client', ['taskset', '-c', String(GEN_CPU), 'ping', '-i', '0.001', '-c', String(count), '-s', '56', '-W', '1', VIP], count * 20 + 30_000);
   const use = cpuUse(cpuA, cpuSnapshot(ctx.netns, ctx.vipr?.pid));
@@ -1007,6 +1122,7 @@ async function pingLatency(ctx: Ctx, count: number): Promise<PingResult> {
     mean: rtts.length ? round(rtts.reduce((a, b) => a + b, 0) / rtts.length, 1) : null,
     otherProcessesPercent: use.otherProcessesPercent,
     quiet,
+    healthEvents: eventsBetween(ctx.vipr, tStart, performance.now()),
   };
 }
 
@@ -1018,6 +1134,7 @@ interface ProfileSummary {
   viprPercent: number | null;
   otherProcessesPercent: number;
   quiet: Quiet;
+  healthEvents: string[];
   /** frames over the profiled run: kernel up0 rx, read by vipr, forwarded by vipr, vipr's drops */
   up0Rx: number;
   viprRx: number | null;
@@ -1101,12 +1218,12 @@ function parsePerfReport(text: string): Array<string[]> {
     .map((l) => l.trim().split(/\s{2,}/));
 }
 
-async function profileVipr(ctx: Ctx, io: 'ring' | 'pcap', seconds: number): Promise<ProfileSummary> {
+async function profileVipr(ctx: Ctx, seconds: number): Promise<ProfileSummary> {
   const { lab } = ctx;
   const profDir = join(ctx.dir, `cpuprof-${lab.prefix}`);
   mkdirSync(profDir, { recursive: true });
   await stopVipr(ctx.vipr);
-  ctx.vipr = await startVipr(lab, io, ['--cpu-prof', '--cpu-prof-dir', profDir]);
+  ctx.vipr = await startVipr(lab, ['--cpu-prof', '--cpu-prof-dir', profDir]);
   const viprPid = ctx.vipr.pid;
   ctx.commands[`${lab.mode} profiled daemon`] = ctx.vipr.command;
   // warm up, then the profiled run
@@ -1117,6 +1234,7 @@ async function profileVipr(ctx: Ctx, io: 'ring' | 'pcap', seconds: number): Prom
   const quiet = await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
   const perfFile = join(ctx.dir, `perf-${lab.prefix}.data`);
   const O1 = await readOuter(lab);
+  const tStart = performance.now();
   const fromUs = monotonicUs();
   const A = await readInner(lab);
   const cpuA = cpuSnapshot(ctx.netns, ctx.vipr.pid);
@@ -1138,6 +1256,7 @@ async function profileVipr(ctx: Ctx, io: 'ring' | 'pcap', seconds: number): Prom
     await Promise.race([exited(perfChild), sleep(10_000)]);
     await stopChild(perfChild, 'SIGINT', 5000);
   }
+  const profiled = ctx.vipr;
   await stopVipr(ctx.vipr); // writes the .cpuprofile
   ctx.vipr = undefined;
   const use = cpuUse(cpuA, cpuB);
@@ -1148,6 +1267,7 @@ async function profileVipr(ctx: Ctx, io: 'ring' | 'pcap', seconds: number): Prom
     viprPercent: use.viprPercent,
     otherProcessesPercent: use.otherProcessesPercent,
     quiet,
+    healthEvents: eventsBetween(profiled, tStart, performance.now()),
     up0Rx: O2.up0.value.rx - O1.up0.value.rx,
     viprRx: O1.vipr && O2.vipr ? O2.vipr.up0Rx - O1.vipr.up0Rx : null,
     viprForwarded: O1.vipr && O2.vipr ? O2.vipr.forwarded - O1.vipr.forwarded : null,
@@ -1187,6 +1307,8 @@ interface Options {
   latency: boolean;
   profile: boolean;
   calibrate: boolean;
+  /** the generator of the zero-loss trials */
+  searchGenerator: SearchGenerator;
   out?: string;
   quick: boolean;
   /** seconds to wait before each trial for other work on the box to calm down, and the threshold (% of one CPU) */
@@ -1215,7 +1337,7 @@ interface Calibration {
 
 /** How well trafgen's own pacing holds a rate here (and pace, for comparison). */
 async function calibrate(ctx: Ctx): Promise<Calibration> {
-  const out: Calibration = { note: 'trafgen -b RATEpps -n N (one nanosleep per packet) vs bench/lab/pace.c at the same rates, 64-byte frames, kernel lab', trafgen: [], pace: [] };
+  const out: Calibration = { note: 'how well each generator holds a rate here: trafgen -b RATEpps -n N vs bench/lab/pace.c --rate RATE --count N, 64-byte frames, one second each, kernel lab', trafgen: [], pace: [] };
   for (const rate of [20_000, 100_000, 300_000]) {
     const n = rate; // one second's worth
     const r = await ctx.lab.exec('client', [...trafgenCommand(ctx.cfg[64], ['-b', `${rate}pps`, '-n', String(n)])], 30_000);
@@ -1257,13 +1379,14 @@ async function runMode(mode: Mode, opts: Options, dir: string, log: (s: string) 
       ctx.cfg[s.name] = file;
     }
     await nft(lab, 'web1', SINK_RULES);
-    ctx.commands['web1 sink (nft -f)'] = [SINK_RULES];
+    await nft(lab, 'web2', SINK_RULES);
+    ctx.commands['web1 and web2 sink (nft -f)'] = [SINK_RULES];
     if (mode === 'ring-drop') {
       await nft(lab, 'router', TRANSIT_DROP_RULES);
       ctx.commands['router up0 transit drop (nft -f)'] = [TRANSIT_DROP_RULES];
     }
     if (isVipr(mode)) {
-      ctx.vipr = await startVipr(lab, mode === 'pcap' ? 'pcap' : 'ring');
+      ctx.vipr = await startVipr(lab);
       ctx.commands.daemon = ctx.vipr.command;
     } else {
       await lab.exec('router', ['ping', '-c', '1', '-W', '1', '192.168.1.2']);
@@ -1298,25 +1421,31 @@ async function runMode(mode: Mode, opts: Options, dir: string, log: (s: string) 
             `; CPU0 ${c0}% CPU1 ${c1}%` +
             (t.cpu.viprPercent !== null ? `, vipr ${t.cpu.viprPercent}%` : '') +
             `, other processes ${t.cpu.otherProcessesPercent}%` +
+            (t.totals.deliveredAtWeb2 ? `; ${t.totals.deliveredAtWeb2} frames went to web2 (failover)` : '') +
+            eventNote(t.healthEvents) +
             quietNote(t.quiet),
         );
       }
       result.flat[String(s.name)] = trials;
     }
 
-    if (opts.search && mode !== 'ring-drop') {
-      log(`   zero-loss search, 64 B, ${opts.trialSeconds} s trials`);
-      result.zeroLoss = await zeroLossSearch(ctx, opts.trialSeconds, opts.searchSteps, opts.precision, log);
-      ctx.commands.pace = ['ip', 'netns', 'exec', lab.ns('client'), ...paceCommand('PACE', 60, 1, { count: 1 }).map((a, i, all) => (all[i - 1] === '--rate' ? 'RATE' : all[i - 1] === '--count' ? 'RATE*TRIAL_SECONDS' : a))];
-      log(`   zero loss up to ${result.zeroLoss.pps === null ? '-' : (result.zeroLoss.pps / 1000).toFixed(1)} kpps (${result.zeroLoss.end}; generator max ${(result.zeroLoss.generatorMaxPps / 1000).toFixed(1)} kpps)`);
+    if (opts.search && MODE_PARTS[mode].search) {
+      log(`   zero-loss search, 64 B, ${opts.trialSeconds} s trials, ${opts.searchGenerator === 'trafgen' ? 'trafgen -b RATEpps -n COUNT' : 'bench/lab/pace.c'}`);
+      result.zeroLoss = await zeroLossSearch(ctx, opts.searchGenerator, opts.trialSeconds, opts.searchSteps, opts.precision, log);
+      const placeholders = (cmd: string[]) => cmd.map((a, i, all) => (all[i - 1] === '--rate' ? 'RATE' : all[i - 1] === '-b' ? 'RATEpps' : all[i - 1] === '--count' || all[i - 1] === '-n' ? 'RATE*TRIAL_SECONDS' : a));
+      ctx.commands['zero-loss trial'] = [
+        'ip', 'netns', 'exec', lab.ns('client'),
+        ...placeholders(opts.searchGenerator === 'trafgen' ? trafgenCommand('CFG64', ['-b', '1pps', '-n', '1']) : paceCommand('PACE', 60, 1, { count: 1 })),
+      ];
+      log(`   zero loss up to ${result.zeroLoss.pps === null ? '-' : (result.zeroLoss.pps / 1000).toFixed(1)} kpps (${result.zeroLoss.end}; ${result.zeroLoss.generator} paced flat out: ${(result.zeroLoss.generatorMaxPps / 1000).toFixed(1)} kpps)`);
     }
 
-    if (opts.latency && mode !== 'ring-drop') {
+    if (opts.latency && MODE_PARTS[mode].latency) {
       result.latency = [];
       for (let i = 0; i < opts.repeat; i++) {
         const l = await pingLatency(ctx, opts.pingCount);
         result.latency.push(l);
-        log(`   ping #${i + 1}: ${l.received}/${l.count} replies, p50 ${l.p50} us, p99 ${l.p99} us, max ${l.max} us, other processes ${l.otherProcessesPercent}%${quietNote(l.quiet)}`);
+        log(`   ping #${i + 1}: ${l.received}/${l.count} replies, p50 ${l.p50} us, p99 ${l.p99} us, max ${l.max} us, other processes ${l.otherProcessesPercent}%${eventNote(l.healthEvents)}${quietNote(l.quiet)}`);
       }
       ctx.commands.ping = ['ip', 'netns', 'exec', lab.ns('client'), 'taskset', '-c', String(GEN_CPU), 'ping', '-i', '0.001', '-c', String(opts.pingCount), '-s', '56', '-W', '1', VIP];
     }
@@ -1324,9 +1453,9 @@ async function runMode(mode: Mode, opts: Options, dir: string, log: (s: string) 
     if (ctx.vipr) {
       result.viprLogWarnings = ctx.vipr.logs.filter((l) => /"level":(40|50|60)/.test(l)).slice(0, 20);
     }
-    if (opts.profile && (mode === 'ring' || mode === 'pcap')) {
+    if (opts.profile && MODE_PARTS[mode].profile) {
       log(`   profiling the daemon (node --cpu-prof${(await perfAvailable()) ? ', perf record -C 1' : ''}) under 64 B flat out`);
-      result.profile = await profileVipr(ctx, mode, opts.seconds);
+      result.profile = await profileVipr(ctx, opts.seconds);
       log(`     delivered ${(result.profile.deliveredPps / 1000).toFixed(1)} kpps while profiled; top: ${result.profile.topSelf.slice(0, 5).map((f) => `${f.fn} ${f.pct}%`).join(', ')}`);
     }
     return result;
@@ -1343,6 +1472,13 @@ const quietNote = (q: Quiet) =>
       ? ` [waited ${(q.waitedMs / 1000).toFixed(0)} s for quiet]`
       : ''
     : ` [NOT quiet after ${(q.waitedMs / 1000).toFixed(0)} s: others ${q.otherPercent}%${q.otherRealtime.length ? `, real-time ${q.otherRealtime.slice(0, 3).join(' ')}` : ''}]`;
+
+/** The daemon's health events during a trial, briefly. */
+const eventNote = (events: string[]) => {
+  if (!events.length) return '';
+  const downs = events.filter((e) => / -> down/.test(e)).length;
+  return `; ${events.length} health events (${downs} servers down: ${events[0].replace(/^event: /, '').slice(0, 90)}${events.length > 1 ? ' ...' : ''})`;
+};
 
 const pct = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '-');
 
@@ -1368,6 +1504,16 @@ function latencyMedian(r: ModeResult): { p50: number; p99: number } | undefined 
   const p99 = r.latency.map((l) => l.p99).filter((x): x is number => x !== null);
   if (!p50.length || !p99.length) return undefined;
   return { p50: median(p50), p99: median(p99) };
+}
+
+/** health events "server X up -> down" the daemon logged during the trials of a mode */
+function serversDown(r: ModeResult): number {
+  const all = [
+    ...Object.values(r.flat).flatMap((ts) => ts.flatMap((t) => t.healthEvents)),
+    ...(r.zeroLoss?.trials.flatMap((t) => t.healthEvents) ?? []),
+    ...(r.latency?.flatMap((l) => l.healthEvents) ?? []),
+  ];
+  return all.filter((e) => / -> down/.test(e)).length;
 }
 
 /** trials of a mode that ran without a quiet box, of all its trials */
@@ -1427,10 +1573,10 @@ function tables(results: ModeResult[]): string {
   const main = pad([head, ...rows]);
 
   // where the frames went, 64 B flat out (the median trial by delivered rate)
-  const head2 = ['mode (64 B flat out, median trial)', 'offered kpps', 'router up0 rx kpps', 'vipr read', 'lost at vipr port', 'kernel IP drops / up0 rx', 'kernel fwd', 'CPU0 busy %', 'CPU1 busy %', 'vipr CPU %', 'other procs CPU %', 'load1', 'trials not quiet'];
+  const head2 = ['mode (64 B flat out, median trial)', 'offered kpps', 'router up0 rx kpps', 'vipr read', 'lost at vipr port', 'kernel IP drops / up0 rx', 'kernel fwd', 'CPU0 busy %', 'CPU1 busy %', 'vipr CPU %', 'other procs CPU %', 'load1', 'trials not quiet', 'servers down (all trials)'];
   const rows2 = results.map((r) => {
     const ts = r.flat['64'] ?? [];
-    if (!ts.length) return [r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-'];
+    if (!ts.length) return [r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-'];
     const sorted = [...ts].sort((a, b) => a.deliveredPps - b.deliveredPps);
     const t = sorted[Math.floor(sorted.length / 2)];
     const k = t.routerKernel;
@@ -1448,6 +1594,7 @@ function tables(results: ModeResult[]): string {
       String(t.cpu.otherProcessesPercent),
       String(t.loadavg1),
       `${noisy(r)}`,
+      isVipr(r.mode) ? String(serversDown(r)) : '-',
     ];
   });
   return `${main}\n\n${pad([head2, ...rows2])}`;
@@ -1463,6 +1610,7 @@ function profileText(results: ModeResult[]): string {
         `other processes ${p.otherProcessesPercent}%; vipr read ${p.viprRx ?? '-'} of ${p.up0Rx} frames on up0, forwarded ${p.viprForwarded ?? '-'}` +
         (Object.keys(p.viprDrops).length ? `, drops ${JSON.stringify(p.viprDrops)}` : ''),
     );
+    if (p.healthEvents.length) out.push(`  health events while profiled (${p.healthEvents.length}): ${p.healthEvents.slice(0, 4).join(' | ')}`);
     out.push(`  node --cpu-prof, self time (${p.samplesInWindow} samples in the loaded window):`);
     for (const f of p.topSelf.slice(0, 12)) out.push(`    ${f.pct.toFixed(1).padStart(5)}%  ${f.fn}  ${f.where}`);
     out.push('  by file: ' + p.byFile.slice(0, 8).map((f) => `${basename(f.file)} ${f.pct}%`).join(', '));
@@ -1487,11 +1635,12 @@ function parseCli(argv: string[]): Options {
     searchSteps: 8,
     precision: 0.02,
     pingCount: 2000,
-    modes: [...MODES],
+    modes: [...DEFAULT_MODES],
     search: true,
     latency: true,
     profile: true,
     calibrate: true,
+    searchGenerator: 'trafgen',
     quick: false,
     quietWait: 20,
     quietThreshold: 10,
@@ -1521,6 +1670,11 @@ function parseCli(argv: string[]): Options {
       }
       case '--quiet-wait': o.quietWait = num(a, v, 0, 3600); set.quietWait = true; i++; break;
       case '--quiet-threshold': o.quietThreshold = num(a, v, 0, 200); i++; break;
+      case '--search-generator':
+        if (v !== 'trafgen' && v !== 'pace') throw new Error('--search-generator: trafgen or pace');
+        o.searchGenerator = v;
+        i++;
+        break;
       case '--no-search': o.search = false; break;
       case '--no-latency': o.latency = false; break;
       case '--no-profile': o.profile = false; set.profile = true; break;
@@ -1533,7 +1687,7 @@ function parseCli(argv: string[]): Options {
         process.stdout.write(
           'usage: node dist/bench/forwarding.js [--seconds 5] [--quick] [--repeat 3] [--trial-seconds 3] [--ping-count 2000]\n' +
             `       [--modes ${MODES.join(',')}] [--search-steps 8] [--no-search] [--no-latency] [--no-profile] [--no-calibrate]\n` +
-            '       [--quiet-wait 20] [--quiet-threshold 10] [--out FILE]\n' +
+            '       [--quiet-wait 20] [--quiet-threshold 10] [--search-generator trafgen|pace] [--out FILE]\n' +
             '  --quiet-wait S: before each trial, wait up to S s until processes outside the bench use < --quiet-threshold % of a CPU\n' +
             '                  and no other real-time process runs (the box is shared); the trial runs anyway after S s, flagged\n' +
             '  --quick: 2 s windows, 1 repetition, 2 s search trials (5 steps), 500 pings, no profile, no calibration, quiet-wait 5\n',
@@ -1651,7 +1805,7 @@ async function main(): Promise<number> {
       generator: `trafgen in the client namespace pinned to CPU ${GEN_CPU} (-P 1), flat out; frames of 60 and 1514 bytes without FCS ("64 B" and "1500 B"), dst MAC ${UP0_MAC}, UDP ${CLIENT_IP}:${UDP_SPORT} -> ${VIP}:${UDP_DPORT}, checksums by trafgen's ipv4()/udp()`,
       router: `kernel: ip_forward=1 with the lab's routes; vipr: ip_forward=0, daemon pinned to CPU ${VIPR_CPU} with the lab config (io: ring, or a copy with io: pcap)`,
       counting: `delivered = nft netdev ingress rule on web1 eth0 (udp dport ${UDP_DPORT} counter drop); rates over a --seconds window after a 1 s ramp; counts over the whole run for where frames were lost`,
-      zeroLoss: 'bisection over the offered rate with bench/lab/pace.c (same frame, AF_PACKET + PACKET_QDISC_BYPASS, busy-waited schedule on CPU 0), fixed count per trial; a lossy trial is retried once; trafgen -b/-t cannot hold these rates on this VM (see calibration)',
+      zeroLoss: `bisection over the offered rate, 64-byte frames, fixed count per trial (${opts.trialSeconds} s worth), generator ${opts.searchGenerator === 'trafgen' ? 'trafgen -b RATEpps -n COUNT on CPU 0' : 'bench/lab/pace.c on CPU 0'}; first trial at 95 % of the generator's paced flat-out rate; a lossy trial is retried once; a trial the generator could not hold (< 95 % of the rate, twice) counts as a failure`,
       latency: 'ping -i 0.001 -s 56 from the client on CPU 0 after a 200-ping warm-up; per-packet RTTs',
       noise: 'otherProcessesPercent = CPU time of processes outside this bench\'s lab namespaces during the window, % of one CPU (the box is shared)',
     },

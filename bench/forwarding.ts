@@ -5,14 +5,23 @@
 //   client ns ── up0 [router ns: kernel or vipr] lan0 ── switch ── web1 (192.168.1.33 on lo)
 //
 // Modes (a fresh lab each):
-//   kernel     lab.sh up --kernel-router: the kernel forwards (ip_forward=1, same routes)
+//   kernel     lab.sh up --kernel-router: the kernel forwards (ip_forward=1, same routes).
+//              On veth the receiver's work runs on the sender's CPU, so the kernel
+//              forwards (and bridges, and runs web1's receive) inside trafgen's
+//              send calls on CPU 0, and CPU 1 idles: generator-bound.
+//   kernel-rps the same with RPS on the router's up0 and lan0 (rps_cpus = CPU 1): the
+//              kernel's forwarding and everything downstream move to CPU 1, the split
+//              vipr gets (generator on CPU 0, router on CPU 1)
 //   ring       vipr with io: ring (native AF_PACKET backend, the default), ip_forward=0
 //   pcap       vipr with io: pcap (libpcap through `cap`), ip_forward=0
-//   ring-drop  as ring, plus an nftables netdev ingress rule on the router's up0
-//              that drops transit IPv4 after vipr's packet socket has seen it
-//              (packet sockets are taps that run before the ingress hook): how
-//              much the kernel's own parse of every transit frame costs
-//              (DESIGN.md, pitfalls). Flat-out rates only.
+//   ring-transit  as ring, with the kernel's own copy of transit frames handled the
+//              other way round (packet sockets are taps: the kernel also gets every
+//              frame vipr forwards, DESIGN.md pitfalls): if the lab config has
+//              `kernelTransit: drop` (vipr drops that copy at ingress with nftables),
+//              this runs `kernelTransit: keep` (the kernel parses, routes and drops
+//              each one, forwarding being off), and the other way round; with a vipr
+//              that has no such setting, the bench adds the drop itself (an nftables
+//              netdev ingress rule on up0, after the taps). Flat-out rates only.
 // Diagnostic variants (only with --modes): ring-nohc (ring, the servers without
 // health checks: what the checks on the daemon's event loop cost in latency and
 // under load), ring-nohc-busy (that, plus ring: { busyPoll: true }). Flat out and latency.
@@ -27,15 +36,20 @@
 //   zero loss  highest offered rate of 64-byte frames with no loss in a --trial-seconds
 //              trial (a fixed count of frames), by bisection below what the generator
 //              sends flat out through its pacing path (the first trial is at 95 % of
-//              that: if it passes, the result is generator-bound, ">="). Trials:
-//              `trafgen ... -b RATEpps -n COUNT` (trafgen's shaper). A trial that loses
-//              frames is retried once (a shared box can stall vipr's CPU); a trial in
-//              which the generator could not hold 95 % of the rate is retried once and
-//              otherwise counts as a failure at that rate (reported). On a box where
-//              other real-time work keeps taking CPU 0, --search-generator pace uses
-//              bench/lab/pace.c instead (same frame from an AF_PACKET socket, sleeps
-//              between micro-bursts, reports its own stalls). The kernel mode first
-//              records how well both hold 20k/100k/300k pps here ("calibration").
+//              that: if it passes, the result is generator-bound, ">="). A trial that
+//              loses frames is retried once (a shared box can stall vipr's CPU); a trial
+//              in which the generator could not hold 95 % of the rate is retried once
+//              and otherwise counts as a failure at that rate (reported).
+//              Generator: bench/lab/pace.c (the same frame from an AF_PACKET socket on
+//              CPU 0, PACKET_QDISC_BYPASS like trafgen; it sleeps between micro-bursts
+//              of at most two 50 µs ticks' worth and reports its own stalls), because
+//              trafgen cannot pace these rates smoothly: `-b RATEpps` limits the
+//              average only (it sends flat out, then sleeps: runs of 1000+ frames back
+//              to back at 30 kpps, i.e. a flat-out test in bursts) and `-t GAP` sleeps
+//              once per frame, which caps it far below a router's rate on this VM. The
+//              kernel mode records both ("calibration": arrival times at web1 of one
+//              second per generator at 30 and 100 kpps). --search-generator trafgen
+//              runs the search with `trafgen -b RATEpps -n COUNT` anyway.
 //   latency    `ping -i 0.001 -c N -s 56 192.168.1.33` from the client on CPU 0 (after a
 //              warm-up), per-packet RTTs: p50, p99 and the p99 added over the kernel's.
 //   profile    vipr modes: one more flat-out 64-byte run with the daemon under
@@ -43,16 +57,27 @@
 //              functions by self time, the top symbols on vipr's CPU.
 //
 // vipr runs pinned to CPU 1 (`ip netns exec R taskset -c 1 node dist/src/cli/main.js run`,
-// every thread inherits it). Delivered frames are counted at web1 by an nftables
-// netdev ingress rule (`udp dport 9 counter drop`): a kernel counter that costs a
-// rule lookup and spares web1 the UDP input and ICMP port-unreachable of a
-// closed port. What the kernel does with its copy when vipr forwards comes from
-// the router's /proc/net/snmp (Ip InAddrErrors: dropped because forwarding is off).
+// every thread inherits it) with the lab's config (lab/vipr.yaml as lab.sh writes it).
+// Delivered frames are counted by an nftables netdev ingress rule
+// (`udp dport 9 counter drop`) on web1 and on web2 (the VIP's route fails over
+// from web1 to web2 when vipr's health checks call web1 down): a kernel counter
+// that costs a rule lookup and spares the servers the UDP input and ICMP
+// port-unreachable of a closed port. The daemon's health events during each
+// trial are recorded. What the kernel does with its copy when vipr forwards
+// comes from the router's /proc/net/snmp (Ip InAddrErrors: dropped because
+// forwarding is off; nothing when vipr drops that copy at ingress).
+//
+// The box is shared: before each trial the bench waits (--quiet-wait, default
+// 20 s) until processes outside its labs use < --quiet-threshold % (10) of a CPU
+// and no other real-time process runs, and records how quiet it was (and the
+// other processes' CPU during the trial); trials that ran without a quiet box
+// are flagged and counted in the tables.
 //
 //   npx tsc -p tsconfig.json
 //   node dist/bench/forwarding.js [--seconds 5] [--quick] [--repeat 3] [--trial-seconds 3]
-//        [--modes kernel,ring,pcap,ring-drop] [--ping-count 2000] [--no-search]
-//        [--no-latency] [--no-profile] [--out FILE]
+//        [--modes kernel,ring,pcap,ring-transit(,ring-nohc,ring-nohc-busy)] [--ping-count 2000]
+//        [--search-steps 8] [--search-generator trafgen|pace] [--quiet-wait 20]
+//        [--quiet-threshold 10] [--no-search] [--no-latency] [--no-profile] [--no-calibrate] [--out FILE]
 // Writes bench/results/forwarding-YYYY-MM-DD[THHMMSS].json and prints tables.
 // Needs root, iproute2, nft, trafgen, ping, taskset, cc; perf is optional.
 
@@ -102,28 +127,30 @@ const SIZES = [
 ] as const;
 type SizeName = (typeof SIZES)[number]['name'];
 
-type Mode = 'kernel' | 'ring' | 'pcap' | 'ring-drop' | 'ring-nohc' | 'ring-nohc-busy';
-const MODES: readonly Mode[] = ['kernel', 'ring', 'pcap', 'ring-drop', 'ring-nohc', 'ring-nohc-busy'];
+type Mode = 'kernel' | 'kernel-rps' | 'ring' | 'pcap' | 'ring-transit' | 'ring-nohc' | 'ring-nohc-busy';
+const MODES: readonly Mode[] = ['kernel', 'kernel-rps', 'ring', 'pcap', 'ring-transit', 'ring-nohc', 'ring-nohc-busy'];
 /** run unless --modes says otherwise */
-const DEFAULT_MODES: readonly Mode[] = ['kernel', 'ring', 'pcap', 'ring-drop'];
+const DEFAULT_MODES: readonly Mode[] = ['kernel', 'kernel-rps', 'ring', 'pcap', 'ring-transit'];
 const MODE_LABEL: Record<Mode, string> = {
   kernel: 'kernel',
+  'kernel-rps': 'kernel, RPS to CPU 1',
   ring: 'vipr ring',
   pcap: 'vipr pcap',
-  'ring-drop': 'vipr ring + nft drop',
+  'ring-transit': 'vipr ring, kernel transit copy the other way', // set per lab
   'ring-nohc': 'vipr ring, no health checks',
   'ring-nohc-busy': 'vipr ring, no h.c., busyPoll',
 };
 /** the full set (flat out, zero-loss search, latency, profile) for these; the variants measure what they are about */
 const MODE_PARTS: Record<Mode, { search: boolean; latency: boolean; profile: boolean }> = {
   kernel: { search: true, latency: true, profile: false },
+  'kernel-rps': { search: true, latency: true, profile: false },
   ring: { search: true, latency: true, profile: true },
   pcap: { search: true, latency: true, profile: true },
-  'ring-drop': { search: false, latency: false, profile: false },
+  'ring-transit': { search: false, latency: false, profile: false },
   'ring-nohc': { search: false, latency: true, profile: false },
   'ring-nohc-busy': { search: false, latency: true, profile: false },
 };
-const isVipr = (m: Mode) => m !== 'kernel';
+const isVipr = (m: Mode) => m !== 'kernel' && m !== 'kernel-rps';
 
 // ---- small process helpers -------------------------------------------------------
 
@@ -224,6 +251,8 @@ type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2';
 interface Lab {
   prefix: string;
   mode: Mode;
+  /** ring-transit without vipr support: the bench's own nft drop on up0 (its counter is read) */
+  benchTransitDrop: boolean;
   ns(node: LabNode): string;
   exec(node: LabNode, cmd: string[], timeoutMs?: number): Promise<ExecResult>;
   spawn(node: LabNode, cmd: string[]): ChildProcess;
@@ -250,10 +279,10 @@ function teardownSync(): void {
 }
 
 async function labUp(mode: Mode): Promise<Lab> {
-  const letter = { kernel: 'k', ring: 'r', pcap: 'p', 'ring-drop': 'd', 'ring-nohc': 'n', 'ring-nohc-busy': 'b' }[mode];
+  const letter = { kernel: 'k', 'kernel-rps': 's', ring: 'r', pcap: 'p', 'ring-transit': 't', 'ring-nohc': 'n', 'ring-nohc-busy': 'b' }[mode];
   const prefix = `fw${letter}${randomInt(36 ** 4).toString(36).padStart(4, '0')}`;
   liveLabs.add(prefix); // before `up`: a half-built lab is removed too
-  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...(mode === 'kernel' ? ['--kernel-router'] : [])], 120_000);
+  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...(isVipr(mode) ? [] : ['--kernel-router'])], 120_000);
   if (up.code !== 0) {
     await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
     liveLabs.delete(prefix);
@@ -265,6 +294,7 @@ async function labUp(mode: Mode): Promise<Lab> {
   return {
     prefix,
     mode,
+    benchTransitDrop: false,
     ns,
     exec: (node, cmd, timeoutMs = 30_000) => run('ip', ['netns', 'exec', ns(node), ...cmd], timeoutMs),
     spawn: (node, cmd) => {
@@ -346,7 +376,7 @@ function eventsBetween(vipr: Vipr | undefined, from: number, to: number): string
  */
 function configFor(lab: Lab): string {
   const base = `/run/vipr-lab/${lab.prefix}/vipr.yaml`;
-  if (lab.mode === 'ring' || lab.mode === 'ring-drop') return base;
+  if (lab.mode === 'ring' || (lab.mode === 'ring-transit' && lab.benchTransitDrop)) return base;
   let text = readFileSync(base, 'utf8');
   const change = (re: RegExp, to: string, what: string) => {
     if (!re.test(text)) throw new Error(`${base}: cannot ${what} (the lab config changed?)`);
@@ -355,6 +385,11 @@ function configFor(lab: Lab): string {
   if (lab.mode === 'pcap') change(/^io: ring$/m, 'io: pcap', 'switch io to pcap');
   if (lab.mode === 'ring-nohc' || lab.mode === 'ring-nohc-busy') change(/, checks: \[[^\]]*\] \}/g, ' }', 'remove the health checks');
   if (lab.mode === 'ring-nohc-busy') change(/^io: ring$/m, 'io: ring\nring: { busyPoll: true }', 'turn on busy polling');
+  if (lab.mode === 'ring-transit') {
+    const m = /^kernelTransit: (drop|keep)\s*$/m.exec(text);
+    if (!m) throw new Error(`${base}: no kernelTransit line`);
+    change(/^kernelTransit: (drop|keep)\s*$/m, `kernelTransit: ${m[1] === 'drop' ? 'keep' : 'drop'}`, 'flip kernelTransit');
+  }
   const out = `/run/vipr-lab/${lab.prefix}/vipr-${lab.mode}.yaml`;
   writeFileSync(out, text);
   return out;
@@ -508,7 +543,7 @@ async function readInner(lab: Lab): Promise<Inner> {
     readLink(lab, 'web1', 'eth0'),
     readNftCounter(lab, 'web1'),
     readNftCounter(lab, 'web2'),
-    lab.mode === 'ring-drop' ? readNftCounter(lab, 'router') : Promise.resolve(undefined),
+    lab.benchTransitDrop ? readNftCounter(lab, 'router') : Promise.resolve(undefined),
   ]);
   const delivered = { value: d1.value + d2.value, t: (d1.t + d2.t) / 2 };
   return { client, up0, lan0, web1, delivered, deliveredWeb2: d2.value, routerDrop };
@@ -722,6 +757,17 @@ function trafgenCommand(cfg: string, extra: string[] = []): string[] {
   return ['taskset', '-c', String(GEN_CPU), 'trafgen', '-o', 'eth0', '-i', cfg, '-P', '1', '--no-sock-mem', '-Q', ...extra];
 }
 
+/**
+ * trafgen flat out. Its TX-ring path gives up on EAGAIN ("Flushing TX_RING
+ * failed"), which a veth returns as backpressure when the receiving CPU's
+ * backlog is full; that happens with RPS (kernel-rps), so that mode sends with
+ * `-t 0` (one sendto per frame, no gap: trafgen's own flat-out slow path, which
+ * carries on), the others with the TX ring.
+ */
+function flatOutCommand(ctx: Ctx, size: SizeName): string[] {
+  return trafgenCommand(ctx.cfg[size], ctx.lab.mode === 'kernel-rps' ? ['-t', '0'] : []);
+}
+
 let paceBinary: Promise<string> | undefined;
 
 /** Compile bench/lab/pace.c (cc -O2) into the temp dir once; the file name carries the source's hash. */
@@ -893,7 +939,7 @@ async function flatOut(ctx: Ctx, size: SizeName, seconds: number): Promise<FlatT
   const quiet = await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
   const A = await readOuter(lab);
   const tStart = performance.now();
-  const gen = lab.spawn('client', trafgenCommand(ctx.cfg[size]));
+  const gen = lab.spawn('client', flatOutCommand(ctx, size));
   let out = '';
   let err = '';
   gen.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -1310,6 +1356,8 @@ interface Options {
   /** the generator of the zero-loss trials */
   searchGenerator: SearchGenerator;
   out?: string;
+  /** print the tables of a results file written earlier, and nothing else */
+  report?: string;
   quick: boolean;
   /** seconds to wait before each trial for other work on the box to calm down, and the threshold (% of one CPU) */
   quietWait: number;
@@ -1326,29 +1374,108 @@ interface ModeResult {
   profile?: ProfileSummary;
   calibration?: Calibration;
   viprLogWarnings?: string[];
+  /** the lab config's kernelTransit setting ('absent': this vipr has none; the kernel parses every transit frame) */
+  kernelTransit?: 'drop' | 'keep' | 'absent';
   commands: Record<string, string[]>;
+}
+
+/** kernelTransit in the lab's vipr config, as lab.sh wrote it. */
+function kernelTransitSetting(lab: Lab): 'drop' | 'keep' | 'absent' {
+  const m = /^kernelTransit: (drop|keep)\s*$/m.exec(readFileSync(`/run/vipr-lab/${lab.prefix}/vipr.yaml`, 'utf8'));
+  return m ? (m[1] as 'drop' | 'keep') : 'absent';
+}
+
+interface ArrivalStats {
+  generator: string;
+  requestedPps: number;
+  frames: number;
+  /** (frames - 1) / (last arrival - first arrival) */
+  achievedPps: number;
+  /** the most frames in any 1 ms at web1, and the 99th percentile over the busy milliseconds (a smooth stream at R pps: R/1000) */
+  maxPerMs: number;
+  p99PerMs: number;
+  /** the longest run of frames less than 5 µs apart (back to back), and how many frames were in runs of 100 or more */
+  longestBackToBack: number;
+  framesInRunsOf100: number;
 }
 
 interface Calibration {
   note: string;
-  trafgen: Array<{ option: string; requestedPps: number; packets: number; seconds: number; achievedPps: number }>;
-  pace: Array<{ requestedPps: number; achievedPps: number; resyncs: number }>;
+  generators: ArrivalStats[];
 }
 
-/** How well trafgen's own pacing holds a rate here (and pace, for comparison). */
-async function calibrate(ctx: Ctx): Promise<Calibration> {
-  const out: Calibration = { note: 'how well each generator holds a rate here: trafgen -b RATEpps -n N vs bench/lab/pace.c --rate RATE --count N, 64-byte frames, one second each, kernel lab', trafgen: [], pace: [] };
-  for (const rate of [20_000, 100_000, 300_000]) {
-    const n = rate; // one second's worth
-    const r = await ctx.lab.exec('client', [...trafgenCommand(ctx.cfg[64], ['-b', `${rate}pps`, '-n', String(n)])], 30_000);
-    const m = /(\d+) sec, (\d+) usec on CPU0 \((\d+) packets\)/.exec(r.stdout);
-    if (m) {
-      const secs = Number(m[1]) + Number(m[2]) / 1e6;
-      out.trafgen.push({ option: `-b ${rate}pps -n ${n}`, requestedPps: rate, packets: Number(m[3]), seconds: round(secs, 3), achievedPps: round(Number(m[3]) / secs) });
+/** Arrival times at web1 (tcpdump -tt, µs resolution) of a run of one generator, in the kernel lab. */
+async function arrivals(ctx: Ctx, name: string, cmd: string[], requestedPps: number): Promise<ArrivalStats | undefined> {
+  const file = join(ctx.dir, `cal-${randomInt(1e9)}.pcap`);
+  const cap = ctx.lab.spawn('web1', ['tcpdump', '-i', 'eth0', '-n', '-B', '65536', '-w', file, 'udp', 'dst', 'port', String(UDP_DPORT)]);
+  let err = '';
+  cap.stderr?.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const t0 = Date.now();
+  while (!err.includes('listening on') && Date.now() - t0 < 5000 && cap.exitCode === null) await sleep(50);
+  try {
+    await ctx.lab.exec('client', cmd, 60_000);
+    await sleep(300);
+  } finally {
+    await stopChild(cap, 'SIGINT', 3000);
+  }
+  const r = await run('tcpdump', ['-r', file, '-tt', '-n'], 60_000);
+  rmSync(file, { force: true });
+  const ts = r.stdout.split('\n').filter(Boolean).map((l) => Number(l.split(' ')[0]));
+  if (ts.length < 2) return undefined;
+  const perMs = new Map<number, number>();
+  for (const t of ts) {
+    const k = Math.floor(t * 1000);
+    perMs.set(k, (perMs.get(k) ?? 0) + 1);
+  }
+  const counts = [...perMs.values()].sort((a, b) => a - b);
+  let streak = 1;
+  let longest = 1;
+  let inLong = 0;
+  for (let i = 1; i <= ts.length; i++) {
+    if (i < ts.length && (ts[i] - ts[i - 1]) * 1e6 < 5) streak++;
+    else {
+      if (streak > longest) longest = streak;
+      if (streak >= 100) inLong += streak;
+      streak = 1;
     }
-    const binary = await buildPace();
-    const p = await runPace(ctx.lab, paceCommand(binary, 60, rate, { count: n }), 30_000);
-    out.pace.push({ requestedPps: rate, achievedPps: round(p.rate), resyncs: p.resyncs });
+  }
+  return {
+    generator: name,
+    requestedPps,
+    frames: ts.length,
+    achievedPps: round((ts.length - 1) / (ts[ts.length - 1] - ts[0])),
+    maxPerMs: counts[counts.length - 1],
+    p99PerMs: percentile(counts, 0.99) ?? 0,
+    longestBackToBack: longest,
+    framesInRunsOf100: inLong,
+  };
+}
+
+/**
+ * How each generator's pacing looks on the wire: one second at 30 and 100 kpps
+ * through the kernel router, arrival times captured at web1. trafgen -b shapes
+ * an average (it sends flat out, then sleeps); trafgen -t sleeps once per packet
+ * (accurate, but the sleep bounds its rate); pace sleeps between micro-bursts.
+ */
+async function calibrate(ctx: Ctx): Promise<Calibration> {
+  const out: Calibration = {
+    note: 'arrival pattern at web1 (tcpdump) of 1 s of 64-byte frames per generator and rate, through the kernel router; a smooth stream at R pps has R/1000 frames per ms',
+    generators: [],
+  };
+  const binary = await buildPace();
+  for (const rate of [30_000, 100_000]) {
+    const n = rate;
+    const gapUs = Math.max(1, Math.round(1e6 / rate));
+    const gens: Array<[string, string[]]> = [
+      [`trafgen -b ${rate}pps -n ${n}`, trafgenCommand(ctx.cfg[64], ['-b', `${rate}pps`, '-n', String(n)])],
+      [`trafgen -t ${gapUs}us -n ${n}`, trafgenCommand(ctx.cfg[64], ['-t', `${gapUs}us`, '-n', String(n)])],
+      [`pace --rate ${rate} --count ${n}`, paceCommand(binary, 60, rate, { count: n })],
+    ];
+    for (const [name, cmd] of gens) {
+      await waitQuiet(ctx.netns, ctx.quietMaxMs, ctx.quietThreshold);
+      const a = await arrivals(ctx, name, cmd, rate);
+      if (a) out.generators.push(a);
+    }
   }
   return out;
 }
@@ -1381,31 +1508,52 @@ async function runMode(mode: Mode, opts: Options, dir: string, log: (s: string) 
     await nft(lab, 'web1', SINK_RULES);
     await nft(lab, 'web2', SINK_RULES);
     ctx.commands['web1 and web2 sink (nft -f)'] = [SINK_RULES];
-    if (mode === 'ring-drop') {
-      await nft(lab, 'router', TRANSIT_DROP_RULES);
-      ctx.commands['router up0 transit drop (nft -f)'] = [TRANSIT_DROP_RULES];
+    const transit = kernelTransitSetting(lab);
+    result.kernelTransit = transit;
+    if (isVipr(mode) && mode !== 'ring-transit') log(`   lab config: ${transit === 'absent' ? 'no kernelTransit setting (the kernel parses every transit frame)' : `kernelTransit: ${transit}`}`);
+    if (mode === 'ring-transit') {
+      if (transit === 'absent') {
+        lab.benchTransitDrop = true;
+        await nft(lab, 'router', TRANSIT_DROP_RULES);
+        ctx.commands['router up0 transit drop (nft -f)'] = [TRANSIT_DROP_RULES];
+        result.label = 'vipr ring + nft transit drop';
+      } else result.label = `vipr ring, kernelTransit: ${transit === 'drop' ? 'keep' : 'drop'}`;
+      log(`   = ${result.label} (the lab config: ${transit === 'absent' ? 'no kernelTransit setting' : `kernelTransit: ${transit}`})`);
     }
     if (isVipr(mode)) {
       ctx.vipr = await startVipr(lab);
       ctx.commands.daemon = ctx.vipr.command;
     } else {
+      if (mode === 'kernel-rps') {
+        // RPS: the router's receive processing (and everything downstream of it on veth) moves to CPU 1
+        const mask = (1 << VIPR_CPU).toString(16);
+        for (const dev of ['up0', 'lan0']) {
+          const r = await lab.exec('router', ['sh', '-c', `echo ${mask} > /sys/class/net/${dev}/queues/rx-0/rps_cpus && cat /sys/class/net/${dev}/queues/rx-0/rps_cpus`]);
+          if (r.code !== 0) throw new Error(`RPS on ${dev}: ${r.stderr.trim()}`);
+        }
+        ctx.commands.rps = ['ip', 'netns', 'exec', lab.ns('router'), 'sh', '-c', `echo ${mask} > /sys/class/net/{up0,lan0}/queues/rx-0/rps_cpus`];
+      }
       await lab.exec('router', ['ping', '-c', '1', '-W', '1', '192.168.1.2']);
     }
-    ctx.commands.trafgen = ['ip', 'netns', 'exec', lab.ns('client'), ...trafgenCommand('CFG')];
+    ctx.commands.trafgen = ['ip', 'netns', 'exec', lab.ns('client'), ...trafgenCommand('CFG', mode === 'kernel-rps' ? ['-t', '0'] : [])];
     ctx.commands['trafgen CFG 64'] = [trafgenConfig(60).trim()];
     ctx.commands['trafgen CFG 1500'] = [trafgenConfig(1514).trim()];
 
     // warm-up (JIT, ARP, caches): 1.5 s flat out, not measured
-    const warm = lab.spawn('client', trafgenCommand(ctx.cfg[64]));
+    const warm = lab.spawn('client', flatOutCommand(ctx, 64));
     await sleep(1500);
     await stopChild(warm, 'SIGINT', 5000);
     await sleep(300);
 
     if (opts.calibrate && mode === 'kernel') {
-      log('   calibrating the generators (trafgen -b vs pace)');
+      log('   calibrating the generators: arrival pattern at web1 of trafgen -b, trafgen -t and pace');
       result.calibration = await calibrate(ctx);
-      for (const t of result.calibration.trafgen) log(`     trafgen ${t.option}: ${(t.achievedPps / 1000).toFixed(1)} kpps`);
-      for (const p of result.calibration.pace) log(`     pace --rate ${p.requestedPps}: ${(p.achievedPps / 1000).toFixed(1)} kpps (${p.resyncs} stalls)`);
+      for (const g of result.calibration.generators) {
+        log(
+          `     ${g.generator.padEnd(32)} ${(g.achievedPps / 1000).toFixed(1).padStart(6)} kpps; frames per ms: max ${g.maxPerMs}, p99 ${g.p99PerMs} ` +
+            `(smooth: ${g.requestedPps / 1000}); longest back-to-back run ${g.longestBackToBack}, ${g.framesInRunsOf100} frames in runs >= 100`,
+        );
+      }
     }
 
     for (const s of SIZES) {
@@ -1506,6 +1654,12 @@ function latencyMedian(r: ModeResult): { p50: number; p99: number } | undefined 
   return { p50: median(p50), p99: median(p99) };
 }
 
+/** A mode's name in the tables, with what happens to the kernel's copy of transit frames. */
+function displayLabel(r: ModeResult): string {
+  if (!isVipr(r.mode) || r.mode === 'ring-transit') return r.label;
+  return `${r.label}${r.kernelTransit === 'drop' ? ' (kernelTransit: drop)' : r.kernelTransit === 'keep' ? ' (kernelTransit: keep)' : ''}`;
+}
+
 /** health events "server X up -> down" the daemon logged during the trials of a mode */
 function serversDown(r: ModeResult): number {
   const all = [
@@ -1533,17 +1687,23 @@ function tables(results: ModeResult[]): string {
   const k64 = kernel && flatMedian(kernel, 64);
   const k1500 = kernel && flatMedian(kernel, 1500);
   const kLat = kernel && latencyMedian(kernel);
-  const kZero = kernel?.zeroLoss?.pps ?? null;
+  // zero loss: the rate the generator actually offered in the best zero-loss trial (a little under its target)
+  const kZero = kernel?.zeroLoss?.achievedPps ?? null;
+  const rps = results.find((r) => r.mode === 'kernel-rps');
+  const r64 = rps && flatMedian(rps, 64);
+  const rZero = rps?.zeroLoss?.achievedPps ?? null;
   const head = [
     'mode',
     '64 B offered kpps',
     '64 B delivered kpps (min-max)',
     'x kernel',
+    ...(rps ? ['x kernel-rps'] : []),
     '1500 B offered kpps',
     '1500 B delivered kpps (min-max)',
     'x kernel',
-    '64 B zero-loss kpps',
+    '64 B zero-loss kpps (offered)',
     'x kernel',
+    ...(rps ? ['x kernel-rps'] : []),
     'RTT p50 us',
     'RTT p99 us',
     'p99 added us',
@@ -1554,17 +1714,19 @@ function tables(results: ModeResult[]): string {
     const lat = latencyMedian(r);
     const z = r.zeroLoss;
     // generator-bound: no loss just under what the generator can send at all, so at least this
-    const zText = z ? (z.pps === null ? 'none found' : `${z.end === 'generator-bound' ? '>= ' : ''}${kpps(z.pps)}`) : '-';
+    const zText = z ? (z.achievedPps === null ? 'none found' : `${z.end === 'generator-bound' ? '>= ' : ''}${kpps(z.achievedPps)}`) : '-';
     return [
-      r.label,
+      displayLabel(r),
       kpps(f64?.offered),
       range(f64),
       ratio(f64?.med, k64?.med),
+      ...(rps ? [ratio(f64?.med, r64?.med)] : []),
       kpps(f1500?.offered),
       range(f1500),
       ratio(f1500?.med, k1500?.med),
       zText,
-      ratio(z?.pps, kZero),
+      ratio(z?.achievedPps, kZero),
+      ...(rps ? [ratio(z?.achievedPps, rZero)] : []),
       lat ? String(lat.p50) : '-',
       lat ? String(lat.p99) : '-',
       lat && kLat ? (r.mode === 'kernel' ? '0' : String(round(lat.p99 - kLat.p99))) : '-',
@@ -1576,12 +1738,12 @@ function tables(results: ModeResult[]): string {
   const head2 = ['mode (64 B flat out, median trial)', 'offered kpps', 'router up0 rx kpps', 'vipr read', 'lost at vipr port', 'kernel IP drops / up0 rx', 'kernel fwd', 'CPU0 busy %', 'CPU1 busy %', 'vipr CPU %', 'other procs CPU %', 'load1', 'trials not quiet', 'servers down (all trials)'];
   const rows2 = results.map((r) => {
     const ts = r.flat['64'] ?? [];
-    if (!ts.length) return [r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-'];
+    if (!ts.length) return [displayLabel(r), '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-'];
     const sorted = [...ts].sort((a, b) => a.deliveredPps - b.deliveredPps);
     const t = sorted[Math.floor(sorted.length / 2)];
     const k = t.routerKernel;
     return [
-      r.label,
+      displayLabel(r),
       kpps(t.offeredPps),
       kpps(t.routerRxPps),
       t.totals.viprRx !== undefined ? pct(t.totals.viprRx, t.totals.up0Rx) : '-',
@@ -1640,12 +1802,12 @@ function parseCli(argv: string[]): Options {
     latency: true,
     profile: true,
     calibrate: true,
-    searchGenerator: 'trafgen',
+    searchGenerator: 'pace',
     quick: false,
     quietWait: 20,
     quietThreshold: 10,
   };
-  const set = { seconds: false, repeat: false, trialSeconds: false, pingCount: false, profile: false, quietWait: false };
+  const set = { seconds: false, repeat: false, trialSeconds: false, pingCount: false, profile: false, quietWait: false, calibrate: false };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
     const x = Number(v);
     if (v === undefined || !Number.isFinite(x) || x < min || x > max) throw new Error(`${name} must be a number in ${min}..${max}`);
@@ -1679,15 +1841,18 @@ function parseCli(argv: string[]): Options {
       case '--no-latency': o.latency = false; break;
       case '--no-profile': o.profile = false; set.profile = true; break;
       case '--profile': o.profile = true; set.profile = true; break;
-      case '--no-calibrate': o.calibrate = false; break;
+      case '--no-calibrate': o.calibrate = false; set.calibrate = true; break;
+      case '--calibrate': o.calibrate = true; set.calibrate = true; break;
       case '--quick': o.quick = true; break;
       case '--out': o.out = v; i++; break;
+      case '--report': o.report = v; i++; break;
       case '-h':
       case '--help':
         process.stdout.write(
           'usage: node dist/bench/forwarding.js [--seconds 5] [--quick] [--repeat 3] [--trial-seconds 3] [--ping-count 2000]\n' +
-            `       [--modes ${MODES.join(',')}] [--search-steps 8] [--no-search] [--no-latency] [--no-profile] [--no-calibrate]\n` +
+            `       [--modes ${MODES.join(',')}] [--search-steps 8] [--no-search] [--no-latency] [--no-profile] [--(no-)calibrate]\n` +
             '       [--quiet-wait 20] [--quiet-threshold 10] [--search-generator trafgen|pace] [--out FILE]\n' +
+            '       node dist/bench/forwarding.js --report RESULTS.json   (the tables of an earlier run)\n' +
             '  --quiet-wait S: before each trial, wait up to S s until processes outside the bench use < --quiet-threshold % of a CPU\n' +
             '                  and no other real-time process runs (the box is shared); the trial runs anyway after S s, flagged\n' +
             '  --quick: 2 s windows, 1 repetition, 2 s search trials (5 steps), 500 pings, no profile, no calibration, quiet-wait 5\n',
@@ -1706,10 +1871,26 @@ function parseCli(argv: string[]): Options {
     if (!set.profile) o.profile = false;
     o.searchSteps = Math.min(o.searchSteps, 5);
     o.precision = 0.05;
-    o.calibrate = false;
+    if (!set.calibrate) o.calibrate = false;
     if (!set.quietWait) o.quietWait = 5;
   }
   return o;
+}
+
+/** Which vipr was measured: the commit, files changed since (the daemon runs from the working tree's dist/), a hash of dist/src. */
+async function viprBuild(): Promise<{ commit: string; uncommitted: string[]; distSrcSha256: string }> {
+  const commit = (await run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], 5000)).stdout.trim();
+  const status = await run('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'native-bindings/src', 'lab/vipr.yaml', 'lab/lab.sh'], 10_000);
+  const hash = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const f = join(dir, name);
+      if (statSync(f).isDirectory()) walk(f);
+      else if (name.endsWith('.js')) hash.update(name).update(readFileSync(f));
+    }
+  };
+  walk(join(REPO_ROOT, 'dist/src'));
+  return { commit, uncommitted: status.stdout.split('\n').map((l) => l.trim()).filter(Boolean), distSrcSha256: hash.digest('hex').slice(0, 16) };
 }
 
 async function version(cmd: string, args: string[]): Promise<string> {
@@ -1724,6 +1905,11 @@ async function main(): Promise<number> {
   } catch (error) {
     process.stderr.write(`forwarding: ${(error as Error).message}\n`);
     return 2;
+  }
+  if (opts.report) {
+    const doc = JSON.parse(readFileSync(opts.report, 'utf8')) as { results: ModeResult[] };
+    process.stdout.write(`${tables(doc.results)}\n\n${profileText(doc.results)}\n`);
+    return 0;
   }
   if (process.getuid?.() !== 0) {
     process.stderr.write('forwarding: must run as root (network namespaces)\n');
@@ -1764,12 +1950,14 @@ async function main(): Promise<number> {
     trafgen: await version('trafgen', ['-v']),
     loadavgAtStart: loadavg().map((x) => round(x, 2)),
     loadavgAtEnd: [] as number[],
-    git: (await run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], 5000)).stdout.trim(),
+    vipr: await viprBuild(),
+    viprAtEnd: undefined as Awaited<ReturnType<typeof viprBuild>> | undefined,
   };
   log(
     `forwarding bench: trafgen on CPU ${GEN_CPU} -> router -> web1, UDP to ${VIP}:${UDP_DPORT}; vipr on CPU ${VIPR_CPU}; ` +
       `${opts.seconds} s windows x${opts.repeat}; ${host.nproc} CPUs (${host.cpuModel}), kernel ${host.kernel}, node ${host.node}, load ${host.loadavgAtStart.join(' ')}`,
   );
+  log(`vipr: commit ${host.vipr.commit}${host.vipr.uncommitted.length ? ` + uncommitted ${host.vipr.uncommitted.join(', ')}` : ''}; dist/src sha256 ${host.vipr.distSrcSha256}`);
   const results: ModeResult[] = [];
   const failures: Array<{ mode: Mode; error: string }> = [];
   for (const mode of opts.modes) {
@@ -1782,6 +1970,11 @@ async function main(): Promise<number> {
     }
   }
   host.loadavgAtEnd = loadavg().map((x) => round(x, 2));
+  const buildAtEnd = await viprBuild();
+  if (buildAtEnd.distSrcSha256 !== host.vipr.distSrcSha256) {
+    log(`NOTE: dist/src changed during the run (sha256 ${host.vipr.distSrcSha256} -> ${buildAtEnd.distSrcSha256}): later modes ran another vipr build`);
+  }
+  host.viprAtEnd = buildAtEnd;
   const table = results.length ? tables(results) : '(no results)';
   const prof = profileText(results);
   log(`\n${table}\n`);
@@ -1803,8 +1996,8 @@ async function main(): Promise<number> {
     method: {
       topology: 'lab/lab.sh: client eth0 10.0.0.2 -> router up0 10.0.0.1 / lan0 192.168.1.1 -> switch (bridge) -> web1 192.168.1.2 (VIP 192.168.1.33 on lo); fresh lab per mode',
       generator: `trafgen in the client namespace pinned to CPU ${GEN_CPU} (-P 1), flat out; frames of 60 and 1514 bytes without FCS ("64 B" and "1500 B"), dst MAC ${UP0_MAC}, UDP ${CLIENT_IP}:${UDP_SPORT} -> ${VIP}:${UDP_DPORT}, checksums by trafgen's ipv4()/udp()`,
-      router: `kernel: ip_forward=1 with the lab's routes; vipr: ip_forward=0, daemon pinned to CPU ${VIPR_CPU} with the lab config (io: ring, or a copy with io: pcap)`,
-      counting: `delivered = nft netdev ingress rule on web1 eth0 (udp dport ${UDP_DPORT} counter drop); rates over a --seconds window after a 1 s ramp; counts over the whole run for where frames were lost`,
+      router: `kernel: ip_forward=1 with the lab's routes (kernel-rps: plus rps_cpus = CPU ${VIPR_CPU} on up0 and lan0, and trafgen -t 0 since its TX ring aborts on the veth backpressure RPS causes); vipr: ip_forward=0, daemon pinned to CPU ${VIPR_CPU} with the lab config (or a copy: io: pcap, kernelTransit flipped, no health checks, ring busyPoll)`,
+      counting: `delivered = nft netdev ingress rules on web1 and web2 eth0 (udp dport ${UDP_DPORT} counter drop; web2 is the VIP's failover target); rates over a --seconds window after a 1 s ramp; counts over the whole run for where frames were lost (vipr: kernel up0 rx - vipr up0 rx = never read by vipr)`,
       zeroLoss: `bisection over the offered rate, 64-byte frames, fixed count per trial (${opts.trialSeconds} s worth), generator ${opts.searchGenerator === 'trafgen' ? 'trafgen -b RATEpps -n COUNT on CPU 0' : 'bench/lab/pace.c on CPU 0'}; first trial at 95 % of the generator's paced flat-out rate; a lossy trial is retried once; a trial the generator could not hold (< 95 % of the rate, twice) counts as a failure`,
       latency: 'ping -i 0.001 -s 56 from the client on CPU 0 after a 200-ping warm-up; per-packet RTTs',
       noise: 'otherProcessesPercent = CPU time of processes outside this bench\'s lab namespaces during the window, % of one CPU (the box is shared)',

@@ -77,7 +77,6 @@ import {
   makeRealtime,
   pinToCpu,
   PORT,
-  REPO_ROOT,
   VIP,
   VIP_NET,
   waitViprNeighbors,
@@ -86,12 +85,11 @@ import {
   type StreamReport,
   type TrialLab,
 } from './reroute.js';
+import { LAB_SH, REPO_ROOT, VIPR_CLI, onLines } from './lab/common.js';
 
 export { VIP, VIP_NET, PORT };
 export type { TrialLab };
 
-const LAB_SH = join(REPO_ROOT, 'lab/lab.sh');
-const VIPR_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 const LAB_CONFIG = join(REPO_ROOT, 'lab/vipr.yaml');
 
 export type FailureKind = 'link' | 'freeze' | 'drop';
@@ -129,25 +127,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0,
 
 /** CLOCK_MONOTONIC in ms: the clock of the sender's stamps and the sinks' (process.hrtime is CLOCK_MONOTONIC). */
 export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-
-/** Lines of a stream, as they come. */
-function onLines(stream: NodeJS.ReadableStream | null | undefined, fn: (line: string) => void): void {
-  if (!stream) return;
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    rest += chunk;
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      fn(rest.slice(0, nl));
-      rest = rest.slice(nl + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (rest) fn(rest);
-    rest = '';
-  });
-}
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

@@ -87,28 +87,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { LAB_SH, REPO_ROOT, VIPR_CLI, onLines } from './lab/common.js';
 
 // ---- where things are ---------------------------------------------------------
 
-/** The repository root: the nearest directory above this file with vipr's package.json (works from bench/ and dist/bench/). */
-const REPO_ROOT: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vipr') return dir;
-      } catch {
-        /* keep looking */
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new Error('forwarding bench: cannot find the repository root (package.json of vipr)');
-    dir = up;
-  }
-})();
-const LAB_SH = join(REPO_ROOT, 'lab/lab.sh');
-const VIPR_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 const PACE_SRC = join(REPO_ROOT, 'bench/lab/pace.c');
 
 const VIP = '192.168.1.33';
@@ -180,24 +162,6 @@ function run(file: string, args: string[], timeoutMs = 60_000): Promise<ExecResu
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
-function onLines(stream: NodeJS.ReadableStream | null | undefined, fn: (line: string) => void): void {
-  if (!stream) return;
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    rest += chunk;
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      fn(rest.slice(0, nl));
-      rest = rest.slice(nl + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (rest) fn(rest);
-    rest = '';
-  });
-}
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

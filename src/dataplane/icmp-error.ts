@@ -9,9 +9,9 @@
 // defaults), so a flood of TTL-1 or unroutable frames costs at most `rate`
 // small sends a second.
 
-import { ICMP_DEST_UNREACHABLE, ICMP_ERROR_MAX_FRAME, icmpErrorAllowed, writeIcmpError } from '../packet/icmp.js';
+import { ICMP_ERROR_MAX_FRAME, icmpErrorAllowed, writeIcmpError } from '../packet/icmp.js';
 import {
-  ICMP_TIME_EXCEEDED, ICMP_TIMXCEED_INTRANS, ICMP_UNREACH_HOST, ICMP_UNREACH_NEEDFRAG, ICMP_UNREACH_NET, IP_SRC,
+  ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, ICMP_TIMXCEED_INTRANS, ICMP_UNREACH_HOST, ICMP_UNREACH_NEEDFRAG, ICMP_UNREACH_NET, IP_SRC,
 } from '../packet/layout.js';
 import { IcmpCounter, type Counters } from './counters.js';
 import { IcmpError } from './next.js';

@@ -26,4 +26,3 @@ export interface Port extends TxPort {
   stats?(): Record<string, number>;
 }
 
-export type PortBackendName = 'ring' | 'pcap';

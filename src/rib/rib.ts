@@ -247,7 +247,7 @@ export class Rib {
         if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
       }
     }
-    this.ensureNextHops({ routes: new Map(), gateways, groups });
+    this.ensureNextHops({ gateways, groups });
     const fib = this.tables.fib;
     for (const [key, route] of next) {
       const old = this.routesByKey.get(key);
@@ -392,7 +392,7 @@ export class Rib {
   }
 
   /** Pins a neighbour for every next-hop address and a slot for every group, before any leaf points at them. */
-  private ensureNextHops(compiled: Compiled): void {
+  private ensureNextHops(compiled: Pick<Compiled, 'gateways' | 'groups'>): void {
     for (const [gateway, port] of compiled.gateways) {
       if (this.gateways.has(gateway)) continue;
       const neighbor = this.resolver.pinGateway(gateway, port);

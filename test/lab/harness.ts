@@ -9,6 +9,7 @@ import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } f
 import { randomInt } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { onLines } from '../../bench/lab/common.js';
 
 export type LabNodeName = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
 
@@ -235,25 +236,6 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
 }
 
-/** Collect a stream's output as lines (a partial last line is kept until it ends). */
-function collectLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
-  if (!stream) return;
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    rest += chunk;
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      onLine(rest.slice(0, nl));
-      rest = rest.slice(nl + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (rest) onLine(rest);
-    rest = '';
-  });
-}
-
 /** Wait for a child to exit; resolves with its exit code (see exitCodeOf). */
 function exitOf(child: ChildProcess): Promise<number> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(exitCodeOf(child.exitCode, child.signalCode));
@@ -321,8 +303,8 @@ export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab
     logs.push(line);
     if (onReady && isReady(line)) onReady();
   };
-  collectLines(child.stdout, onLine);
-  collectLines(child.stderr, onLine);
+  onLines(child.stdout, onLine);
+  onLines(child.stderr, onLine);
   const exited = exitOf(child);
 
   let stopping: Promise<number> | undefined;
@@ -415,7 +397,7 @@ export async function startCapture(lab: Lab, node: LabNodeName, args: string[], 
   const packets: string[] = [];
   let stderr = '';
   let listening: (() => void) | undefined;
-  collectLines(child.stdout, (line) => {
+  onLines(child.stdout, (line) => {
     if (/^\s/.test(line) && packets.length > 0) packets[packets.length - 1] += ' ' + line.trim();
     else if (line.trim()) packets.push(line);
   });

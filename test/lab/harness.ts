@@ -253,6 +253,8 @@ export interface ViprProcess {
   records(): Array<Record<string, unknown>>;
   /** SIGTERM, wait for the exit (SIGKILL after `graceMs`), resolve with the exit code. Idempotent. */
   stop(graceMs?: number): Promise<number>;
+  /** Resolves with the exit code (128 + signal number if a signal ended it) once the daemon has exited, by whatever cause. */
+  exited: Promise<number>;
 }
 
 export interface StartViprOptions {
@@ -357,6 +359,7 @@ export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab
         }
       }),
     stop,
+    exited,
   };
 
   let timer: NodeJS.Timeout | undefined;

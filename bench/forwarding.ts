@@ -56,8 +56,10 @@
 //              `node --cpu-prof` and `perf record -C 1` (when perf works): the top
 //              functions by self time, the top symbols on vipr's CPU.
 //
-// vipr runs pinned to CPU 1 (`ip netns exec R taskset -c 1 node dist/src/cli/main.js run`,
-// every thread inherits it) with the lab's config (lab/vipr.yaml as lab.sh writes it).
+// vipr's data plane thread runs pinned to CPU 1 (`dataplane: { cpu: 1 }` in a copy of
+// the lab's config, lab/vipr.yaml as lab.sh writes it); its health-check thread and
+// Node's helper threads run on CPU 0, as an operator with a core kept for vipr would
+// have it. (Until 2026-11-24 23:30 the whole process was pinned with `taskset -c 1`.)
 // Delivered frames are counted by an nftables netdev ingress rule
 // (`udp dport 9 counter drop`) on web1 and on web2 (the VIP's route fails over
 // from web1 to web2 when vipr's health checks call web1 down): a kernel counter
@@ -335,21 +337,22 @@ function eventsBetween(vipr: Vipr | undefined, from: number, to: number): string
 }
 
 /**
- * The daemon's config: the lab's (lab.sh writes it), or a copy beside it with
- * io: pcap, without the servers' health checks, or with ring busy polling.
+ * The daemon's config: a copy of the lab's (lab.sh writes it) with the data
+ * plane thread pinned to VIPR_CPU (`dataplane.cpu`), and for the variants
+ * io: pcap, no health checks, or ring busy polling.
  */
 function configFor(lab: Lab): string {
   const base = `/run/vipr-lab/${lab.prefix}/vipr.yaml`;
-  if (lab.mode === 'ring' || (lab.mode === 'ring-transit' && lab.benchTransitDrop)) return base;
   let text = readFileSync(base, 'utf8');
   const change = (re: RegExp, to: string, what: string) => {
     if (!re.test(text)) throw new Error(`${base}: cannot ${what} (the lab config changed?)`);
     text = text.replace(re, to);
   };
+  change(/^ {2}# cpu: 1$/m, `  cpu: ${VIPR_CPU}`, 'pin the data plane thread');
   if (lab.mode === 'pcap') change(/^io: ring$/m, 'io: pcap', 'switch io to pcap');
   if (lab.mode === 'ring-nohc' || lab.mode === 'ring-nohc-busy') change(/, checks: \[[^\]]*\] \}/g, ' }', 'remove the health checks');
   if (lab.mode === 'ring-nohc-busy') change(/^io: ring$/m, 'io: ring\nring: { busyPoll: true }', 'turn on busy polling');
-  if (lab.mode === 'ring-transit') {
+  if (lab.mode === 'ring-transit' && !lab.benchTransitDrop) {
     const m = /^kernelTransit: (drop|keep)\s*$/m.exec(text);
     if (!m) throw new Error(`${base}: no kernelTransit line`);
     change(/^kernelTransit: (drop|keep)\s*$/m, `kernelTransit: ${m[1] === 'drop' ? 'keep' : 'drop'}`, 'flip kernelTransit');
@@ -361,7 +364,7 @@ function configFor(lab: Lab): string {
 
 async function startVipr(lab: Lab, nodeFlags: string[] = []): Promise<Vipr> {
   const config = configFor(lab);
-  const command = ['taskset', '-c', String(VIPR_CPU), process.execPath, ...nodeFlags, VIPR_CLI, 'run', '--config', config];
+  const command = [process.execPath, ...nodeFlags, VIPR_CLI, 'run', '--config', config];
   const child = lab.spawn('router', command);
   const logs: string[] = [];
   const events: ViprEvent[] = [];

@@ -1088,6 +1088,52 @@ static napi_value vipr_port_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
+// ---- thread CPU affinity ----------------------------------------------------
+// sched_setaffinity(0, ...) on Linux applies to the calling thread only, so the
+// daemon pins its data plane thread (the main JS thread) to one CPU while its
+// probe thread and Node's helper threads keep the others.
+
+// getThreadAffinity() -> number[]: the CPUs the calling thread may run on.
+static napi_value vipr_get_thread_affinity(napi_env env, napi_callback_info info) {
+  (void)info;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return throw_errno(env, "sched_getaffinity", NULL, errno);
+  napi_value list;
+  CHECK(napi_create_array(env, &list));
+  uint32_t n = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    CHECK(napi_set_element(env, list, n++, make_uint32(env, (uint32_t)cpu)));
+  }
+  return list;
+}
+
+// setThreadAffinity(cpus: number[]): the calling thread runs on these CPUs only.
+static napi_value vipr_set_thread_affinity(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_array = false;
+  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array)
+    return throw_type(env, "setThreadAffinity(cpus): cpus must be an array of CPU numbers");
+  uint32_t length = 0;
+  CHECK(napi_get_array_length(env, argv[0], &length));
+  if (length == 0) return throw_range(env, "setThreadAffinity(cpus): at least one CPU");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value element;
+    uint32_t cpu = 0;
+    CHECK(napi_get_element(env, argv[0], i, &element));
+    if (napi_get_value_uint32(env, element, &cpu) != napi_ok) return throw_type(env, "setThreadAffinity(cpus): cpus must be an array of CPU numbers");
+    if (cpu >= CPU_SETSIZE) return throw_range(env, "setThreadAffinity(cpus): CPU number too large");
+    CPU_SET(cpu, &set);
+  }
+  if (sched_setaffinity(0, sizeof set, &set) != 0) return throw_errno(env, "sched_setaffinity", NULL, errno);
+  return NULL;
+}
+
 // ---- module -----------------------------------------------------------------
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1101,6 +1147,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stop", NULL, vipr_port_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, vipr_port_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, vipr_port_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getThreadAffinity", NULL, vipr_get_thread_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setThreadAffinity", NULL, vipr_set_thread_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value count;
   napi_create_uint32(env, C_COUNT, &count);

@@ -308,6 +308,9 @@ export const configSchema = strictMapping({
   }).prefault({}),
   dataplane: strictMapping({
     batchSize: integer(1, 4_096).default(256),
+    // Pin the data plane thread (the daemon's main thread) to this CPU; the
+    // health-check thread and Node's helper threads run on the others.
+    cpu: integer(0, 1_023).optional(),
   }).prefault({}),
   control: strictMapping({
     socket: absolutePath.default('/run/vipr/vipr.sock'),

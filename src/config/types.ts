@@ -94,6 +94,8 @@ export interface IcmpConfig {
 
 export interface DataplaneConfig {
   batchSize: number;
+  /** The CPU the data plane thread is pinned to; unset: not pinned. */
+  cpu?: number;
 }
 
 export interface ControlConfig {

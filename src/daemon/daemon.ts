@@ -17,13 +17,14 @@ import { IcmpPinger } from '../health/checks.js';
 import { EventBus } from '../health/events.js';
 import { Failover } from '../health/failover.js';
 import { describeCheck, HealthMonitor } from '../health/monitor.js';
+import { ProbeThread } from '../health/probe-thread.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
 import { RingPort } from '../io/ring-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  describeInterface, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, restoreKernelTransit, SystemError,
+  pinDataPlane, type Placement, describeInterface, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, restoreKernelTransit, SystemError,
 } from './system.js';
 
 function notifyOf(config: Config) {
@@ -41,6 +42,8 @@ export class Daemon {
   readonly events: EventBus;
   readonly failover: Failover;
   private readonly icmp = new IcmpPinger();
+  /** TCP and HTTP checks run in a worker thread, off the data plane's event loop. */
+  private readonly probes: ProbeThread;
   private scheduled = false;
   private stopped = false;
   private readonly startedAt = Date.now();
@@ -52,7 +55,15 @@ export class Daemon {
     descriptions: PortDescription[],
     private readonly store: StateStore,
     runtime: RuntimeChanges | undefined,
+    placement: Placement | undefined,
   ) {
+    this.probes = new ProbeThread({
+      cpus: placement?.others,
+      onStart: (hello) => {
+        if (hello.error) log.warn(`health-check thread: could not move off the data plane's CPU: ${hello.error}`);
+        else if (hello.cpus) log.info({ cpus: hello.cpus }, `health-check thread on CPU ${hello.cpus.join(',')}`);
+      },
+    });
     const ring = config.ring;
     this.ports = descriptions.map((d, index) =>
       config.io === 'ring'
@@ -67,7 +78,7 @@ export class Daemon {
     };
     this.router = new Router(descriptions, this.ports, config, events, runtime);
     this.events = new EventBus(log, notifyOf(config));
-    this.monitor = new HealthMonitor(config.health, { arp: this.router.resolver, icmp: this.icmp });
+    this.monitor = new HealthMonitor(config.health, { arp: this.router.resolver, icmp: this.icmp, remote: this.probes });
     this.monitor.configure(config.servers);
     this.failover = new Failover(this.router.rib, this.monitor, this.events, config.health);
   }
@@ -101,16 +112,22 @@ export class Daemon {
       log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
     }
 
+    const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
+    if (placement) {
+      log.info({ cpu: placement.cpu, others: placement.others }, `data plane thread pinned to CPU ${placement.cpu}` +
+        (placement.others.length > 0 ? `; health checks run on CPU ${placement.others.join(',')}` : ' (the only CPU vipr may use: health checks share it)'));
+    }
+
     const store = new StateStore(config.state.file);
     const runtime = await Daemon.loadState(store, log);
     let daemon: Daemon;
     try {
-      daemon = new Daemon(config, configPath, log, descriptions, store, runtime);
+      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement);
     } catch (error) {
       if (!runtime || !(error instanceof RibError)) throw error;
       // Saved changes that no longer fit the config must not keep the router down.
       log.error({ err: error }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); starting from the config alone, the state file is left as it is`);
-      daemon = new Daemon(config, configPath, log, descriptions, store, undefined);
+      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement);
     }
     const rib = daemon.router.rib;
     for (const d of descriptions) {
@@ -246,6 +263,7 @@ export class Daemon {
     this.monitor.stop();
     this.failover.stop();
     this.icmp.close();
+    await this.probes.close();
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
     if (this.config.kernelTransit === 'drop') await restoreKernelTransit();

@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import type { PortDescription } from '../dataplane/ports.js';
+import { loadNative } from '../io/ring-port.js';
 import { formatAddress, parseAddress } from '../util/ipv4.js';
 
 const execFileAsync = promisify(execFile);
@@ -115,4 +116,27 @@ function nft(ruleset: string, what: string): Promise<void> {
     });
     child.stdin?.end(ruleset);
   });
+}
+
+/** Where the daemon's threads run when `dataplane.cpu` is set. */
+export interface Placement {
+  /** The data plane thread's CPU. */
+  cpu: number;
+  /** The CPUs vipr may use besides it: the health-check thread goes there. */
+  others: number[];
+}
+
+/**
+ * Pins the calling thread, the data plane's, to `cpu` (sched_setaffinity of
+ * this thread only). Refuses a CPU outside the set the daemon was started with
+ * (taskset, a systemd CPUAffinity=, a cpuset), naming the ones it may use.
+ */
+export function pinDataPlane(cpu: number): Placement {
+  const native = loadNative();
+  const allowed = native.getThreadAffinity();
+  if (!allowed.includes(cpu)) {
+    throw new SystemError(`dataplane.cpu: CPU ${cpu} is not one vipr may run on (allowed: ${allowed.join(',')})`);
+  }
+  native.setThreadAffinity([cpu]);
+  return { cpu, others: allowed.filter((c) => c !== cpu) };
 }

@@ -23,12 +23,20 @@ export interface ArpProber {
   probe(address: number, timeoutMs: number): Promise<boolean>;
 }
 
+/** Runs TCP and HTTP checks elsewhere (the daemon's probe thread, probe-thread.ts). */
+export interface RemoteProber {
+  run(check: CheckConfig, address: number, timeoutMs: number): Promise<CheckResult>;
+}
+
 export interface CheckContext {
   arp: ArpProber;
   icmp: IcmpPinger;
+  /** When set, TCP and HTTP checks go there instead of running on this thread. */
+  remote?: RemoteProber;
 }
 
 export async function runCheck(check: CheckConfig, address: number, timeoutMs: number, context: CheckContext): Promise<CheckResult> {
+  if (context.remote && (check.type === 'tcp' || check.type === 'http')) return context.remote.run(check, address, timeoutMs);
   const started = performance.now();
   const done = (ok: boolean, reason?: string): CheckResult => ({ ok, latencyMs: performance.now() - started, reason });
   try {

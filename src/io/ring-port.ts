@@ -120,6 +120,10 @@ export interface ViprNative {
   stop(handle: NativeHandle): void;
   close(handle: NativeHandle): void;
   info(handle: NativeHandle): RingInfo;
+  /** The CPUs the calling thread may run on. */
+  getThreadAffinity(): number[];
+  /** Pins the calling thread (only it: sched_setaffinity(0, ...)) to these CPUs. */
+  setThreadAffinity(cpus: number[]): void;
 }
 
 export interface RingInfo {

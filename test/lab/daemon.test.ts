@@ -2,9 +2,20 @@
 // beside kernel forwarding and says how to turn it off, turns it off itself
 // when the config says so, refuses a second instance on the same control
 // socket, explains a bad config in one line, and stops cleanly on SIGTERM.
-import { writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { servers } from './failover-tools.js';
 import { labConfigPath, labUp, REPO_ROOT, startVipr, waitFor, type Lab } from './harness.js';
+
+/** The CPUs in a /proc/.../status file's Cpus_allowed_list ("0-1", "0,2-3"). */
+function cpuList(status: string): number[] {
+  const list = /^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1];
+  if (!list) throw new Error('no Cpus_allowed_list in the status file');
+  return list.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number);
+    return Array.from({ length: (to ?? from) - from + 1 }, (_, i) => from + i);
+  });
+}
 
 describe('the daemon starts and stops like a service', () => {
   let lab: Lab;
@@ -76,6 +87,44 @@ describe('the daemon starts and stops like a service', () => {
     const result = await run(config);
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n').at(-1)).toBe('vipr: interface lan9 does not exist (see `ip link`)');
+  });
+
+  it('dataplane.cpu pins the data plane thread alone; the health-check thread runs on the other CPUs', async () => {
+    const allowed = cpuList(await readFile('/proc/self/status', 'utf8'));
+    const cpu = allowed.at(-1)!;
+    const others = allowed.filter((c) => c !== cpu);
+    const config = `/run/vipr-lab/${lab.prefix}/pinned.yaml`;
+    const base = (await lab.exec('router', ['cat', labConfigPath(lab)])).stdout;
+    expect(base).toContain('  # cpu: 1\n');
+    await writeFile(config, base.replace('  # cpu: 1\n', `  cpu: ${cpu}\n`));
+    const vipr = await startVipr(lab, config);
+    try {
+      const pid = vipr.process.pid!;
+      expect(cpuList(await readFile(`/proc/${pid}/status`, 'utf8'))).toEqual([cpu]);
+      // The lab's servers have HTTP checks: the thread starts with the first of them.
+      await waitFor(() => vipr.logs.some((line) => line.includes('health-check thread on CPU')), 5000);
+      expect(vipr.logs.join('\n')).toContain(`data plane thread pinned to CPU ${cpu}; health checks run on CPU ${others.join(',')}`);
+      const threads = await Promise.all((await readdir(`/proc/${pid}/task`)).map((tid) => readFile(`/proc/${pid}/task/${tid}/status`, 'utf8').catch(() => '')));
+      const placed = threads.filter((status) => status !== '').map(cpuList);
+      expect(placed.filter((cpus) => cpus.join(',') === others.join(',')).length).toBeGreaterThanOrEqual(1);
+      // Pinned, it forwards, and its checks keep every server up.
+      expect((await lab.exec('client', ['ping', '-c', '3', '-i', '0.2', '-W', '1', '192.168.1.33'])).code).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 600)); // a dozen check intervals: fall 3 would have shown a failing thread
+      const rows = await servers(lab);
+      expect(rows.map((row) => `${row.name} ${row.state}`)).toEqual(['web1 up', 'web2 up', 'web3 up', 'web4 up']);
+    } finally {
+      await vipr.stop();
+    }
+  });
+
+  it('refuses a dataplane.cpu it may not run on, naming the CPUs it may', async () => {
+    const allowed = cpuList(await readFile('/proc/self/status', 'utf8'));
+    const config = `/run/vipr-lab/${lab.prefix}/badcpu.yaml`;
+    const base = (await lab.exec('router', ['cat', labConfigPath(lab)])).stdout;
+    await writeFile(config, base.replace('  # cpu: 1\n', '  cpu: 1023\n'));
+    const result = await run(config);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(`vipr: dataplane.cpu: CPU 1023 is not one vipr may run on (allowed: ${allowed.join(',')})`);
   });
 
   it('stops cleanly on SIGTERM and SIGINT, removing its control socket', async () => {

@@ -65,12 +65,11 @@
 //
 // measureFailover() is also used by test/lab/failover.test.ts.
 
-import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import {
   buildStream,
@@ -80,12 +79,12 @@ import {
   VIP,
   VIP_NET,
   waitViprNeighbors,
-  type ExecResult,
-  type LabNode,
   type StreamReport,
-  type TrialLab,
 } from './reroute.js';
-import { LAB_SH, REPO_ROOT, VIPR_CLI, onLines } from './lab/common.js';
+import {
+  benchLabUp, exited, labBenchRefusal, runIfMain, teardownOnExit, labFor, onLines, REPO_ROOT, run, sleep, startViprIn, stopChild, VIPR_CLI,
+  type ExecResult, type TrialLab,
+} from './lab/common.js';
 
 export { VIP, VIP_NET, PORT };
 export type { TrialLab };
@@ -107,56 +106,8 @@ const SINK_PRIORITY = 10;
 /** vipr's event times have ms resolution and are mapped from the wall clock. */
 const CLOCK_SLACK_MS = 5;
 
-// ---- small process helpers (the same shape as bench/reroute.ts's) ---------------------
-
-function run(file: string, args: string[], timeoutMs = 60_000): Promise<ExecResult> {
-  return new Promise((resolvePromise) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      let code = 0;
-      if (err) {
-        const e = err as Error & { code?: number | string | null; killed?: boolean };
-        code = e.killed ? 124 : typeof e.code === 'number' ? e.code : 1;
-        if (!stderr && typeof e.code === 'string') stderr = e.message;
-      }
-      resolvePromise({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
 /** CLOCK_MONOTONIC in ms: the clock of the sender's stamps and the sinks' (process.hrtime is CLOCK_MONOTONIC). */
 export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => {
-    child.once('exit', () => r());
-    child.once('error', () => r());
-  });
-}
-
-/** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves when it has exited. */
-async function stopChild(child: ChildProcess, graceMs = 3000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = exited(child);
-  try {
-    child.kill(signal);
-  } catch {
-    /* gone */
-  }
-  let t: NodeJS.Timeout | undefined;
-  const late = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (t = setTimeout(() => r(true), graceMs)))]);
-  clearTimeout(t);
-  if (late) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await Promise.race([done, sleep(2000)]);
-  }
-}
 
 /** Wait until the child's stdout has ended (its last lines are in), at most `ms`. */
 function stdoutClosed(child: ChildProcess, ms = 1000): Promise<unknown> {
@@ -1199,95 +1150,6 @@ export function manualModel(): ModelRow {
 
 // ---- the bench: a fresh lab and vipr per trial -----------------------------------------------------
 
-interface BenchLab extends TrialLab {
-  down(): Promise<void>;
-}
-
-const liveLabs = new Map<string, Set<ChildProcess>>();
-
-function teardownAllSync(): void {
-  for (const [prefix, procs] of liveLabs) {
-    for (const p of procs) {
-      try {
-        p.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    try {
-      execFileSync('bash', [LAB_SH, 'down', '--prefix', prefix], { stdio: 'ignore', timeout: 30_000 });
-    } catch {
-      /* best effort */
-    }
-  }
-  liveLabs.clear();
-}
-
-function labFor(prefix: string, procs: Set<ChildProcess>): TrialLab {
-  return {
-    prefix,
-    spawn: (node: LabNode, cmd: string[], opts: SpawnOptions = {}) => {
-      const child = spawn('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-      procs.add(child);
-      child.once('exit', () => procs.delete(child));
-      child.once('error', () => procs.delete(child));
-      return child;
-    },
-    exec: (node: LabNode, cmd: string[], o: { timeoutMs?: number } = {}) => run('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], o.timeoutMs ?? 30_000),
-  };
-}
-
-async function benchLabUp(prefix: string): Promise<BenchLab> {
-  const procs = new Set<ChildProcess>();
-  liveLabs.set(prefix, procs);
-  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix], 120_000);
-  if (up.code !== 0) {
-    await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
-    liveLabs.delete(prefix);
-    throw new Error(`lab up ${prefix} failed: ${(up.stderr.trim() || up.stdout.trim()).split('\n').pop()}`);
-  }
-  let downing: Promise<void> | undefined;
-  return {
-    ...labFor(prefix, procs),
-    down: () =>
-      (downing ??= (async () => {
-        await Promise.all([...procs].map((p) => stopChild(p, 2000)));
-        const d = await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
-        liveLabs.delete(prefix);
-        if (d.code !== 0) throw new Error(`lab down ${prefix} failed: ${d.stderr.trim()}`);
-      })()),
-  };
-}
-
-async function benchStartVipr(lab: BenchLab): Promise<{ child: ChildProcess; logs: string[] }> {
-  const config = `/run/vipr-lab/${lab.prefix}/vipr.yaml`;
-  const child = lab.spawn('router', [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
-  const logs: string[] = [];
-  let ready: (() => void) | undefined;
-  const onLine = (line: string) => {
-    if (logs.length < 5000) logs.push(line);
-    if (ready && line.includes('"msg":"ready:')) ready();
-  };
-  onLines(child.stdout, onLine);
-  onLines(child.stderr, onLine);
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ready'>((r) => {
-      ready = () => r('ready');
-      if (logs.some((l) => l.includes('"msg":"ready:'))) r('ready');
-    }),
-    exited(child).then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 20_000))),
-  ]);
-  clearTimeout(t);
-  ready = undefined;
-  if (outcome !== 'ready') {
-    await stopChild(child, 1000);
-    throw new Error(`vipr ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
-  }
-  return { child, logs };
-}
-
 /** Pin vipr to the CPU the generator does not use, and (rt) make it SCHED_FIFO 20, as bench/reroute.ts's vipr-rt. */
 export async function placeVipr(pid: number, rt: boolean, generatorCpu = 0): Promise<string> {
   const cpu = generatorCpu === 0 ? 1 : 0;
@@ -1321,7 +1183,7 @@ async function runTrial(kind: FailureKind, opts: Omit<FailoverOptions, 'kind'>, 
   const lab = await setup(benchLabUp(prefix));
   let vipr: { child: ChildProcess; logs: string[] } | undefined;
   try {
-    vipr = await setup(benchStartVipr(lab));
+    vipr = await setup(startViprIn(lab, `/run/vipr-lab/${lab.prefix}/vipr.yaml`));
     await placeVipr(vipr.child.pid!, rt, opts.generatorCpu ?? 0);
     const socket = `/run/vipr-lab/${prefix}/vipr.sock`;
     await setup(waitViprNeighbors(lab, socket));
@@ -1551,24 +1413,14 @@ async function main(): Promise<number> {
     process.stderr.write(`failover: ${(error as Error).message}\n`);
     return 2;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('failover: must run as root (network namespaces)\n');
-    return 2;
-  }
-  if (!existsSync(VIPR_CLI)) {
-    process.stderr.write(`failover: ${VIPR_CLI} missing; build first: npx tsc -p tsconfig.json\n`);
+  const refusal = labBenchRefusal();
+  if (refusal) {
+    process.stderr.write(`failover: ${refusal}\n`);
     return 2;
   }
   if (cli.scenario) return scenario(cli);
 
-  process.on('exit', teardownAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`failover: ${sig}: tearing the labs down\n`);
-      teardownAllSync();
-      process.exit(130);
-    });
-  }
+  teardownOnExit('failover');
   await buildStream();
   if (cli.kinds.includes('drop')) await ensureFirewall();
   const h = labHealthTiming();
@@ -1661,16 +1513,4 @@ async function main(): Promise<number> {
   return failures.length ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main().then(
-    (code) => {
-      teardownAllSync();
-      process.exit(code);
-    },
-    (error) => {
-      process.stderr.write(`failover: ${(error as Error).stack ?? error}\n`);
-      teardownAllSync();
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'failover', main);

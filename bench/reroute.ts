@@ -53,14 +53,18 @@
 //
 // The measurement itself (measureReroutes) is also used by test/lab/reroute.test.ts.
 
-import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import YAML from 'yaml';
-import { LAB_SH, REPO_ROOT, VIPR_CLI, onLines } from './lab/common.js';
+import {
+  benchLabUp, exited, labBenchRefusal, runIfMain, teardownOnExit, onLines, REPO_ROOT, run, sleep, startViprIn, stopChild, VIPR_CLI,
+  type BenchLab, type ExecResult, type LabNode, type TrialLab,
+} from './lab/common.js';
+
+export type { ExecResult, LabNode, TrialLab };
 
 // ---- where things are -------------------------------------------------------
 
@@ -75,66 +79,6 @@ type Server = keyof typeof SERVERS;
 
 // ---- processes in a lab --------------------------------------------------------
 
-export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
-
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** What a measurement needs from a lab: run and start commands in its namespaces. */
-export interface TrialLab {
-  prefix: string;
-  /** Start a long-running command in a namespace; the lab kills it when it goes down. */
-  spawn(node: LabNode, cmd: string[], opts?: SpawnOptions): ChildProcess;
-  exec(node: LabNode, cmd: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
-}
-
-function run(file: string, args: string[], timeoutMs = 60_000): Promise<ExecResult> {
-  return new Promise((resolvePromise) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      let code = 0;
-      if (err) {
-        const e = err as Error & { code?: number | string | null; killed?: boolean };
-        code = e.killed ? 124 : typeof e.code === 'number' ? e.code : 1;
-      }
-      resolvePromise({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((r) => {
-    child.once('exit', (code, signal) => r({ code, signal }));
-    child.once('error', () => r({ code: 127, signal: null }));
-  });
-}
-
-/** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves when it has exited. */
-async function stopChild(child: ChildProcess, graceMs = 3000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = exited(child);
-  try {
-    child.kill(signal);
-  } catch {
-    /* gone */
-  }
-  let t: NodeJS.Timeout | undefined;
-  const late = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (t = setTimeout(() => r(true), graceMs)))]);
-  clearTimeout(t);
-  if (late) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await Promise.race([done, sleep(2000)]);
-  }
-}
 
 /** Pin every thread of a process to one CPU (taskset -a -p -c). Returns false if that failed (e.g. a 1-CPU box). */
 export async function pinToCpu(pid: number, cpu: number): Promise<boolean> {
@@ -901,60 +845,6 @@ export function lossLocation(r: TrialResult): string {
 
 // ---- the bench: fresh labs, vipr started here -----------------------------------------------
 
-interface BenchLab extends TrialLab {
-  down(): Promise<void>;
-}
-
-const liveLabs = new Map<string, Set<ChildProcess>>();
-
-function teardownAllSync(): void {
-  for (const [prefix, procs] of liveLabs) {
-    for (const p of procs) {
-      try {
-        p.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    try {
-      execFileSync('bash', [LAB_SH, 'down', '--prefix', prefix], { stdio: 'ignore', timeout: 30_000 });
-    } catch {
-      /* best effort */
-    }
-  }
-  liveLabs.clear();
-}
-
-async function benchLabUp(prefix: string, kernelRouter: boolean): Promise<BenchLab> {
-  const procs = new Set<ChildProcess>();
-  liveLabs.set(prefix, procs);
-  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...(kernelRouter ? ['--kernel-router'] : [])], 120_000);
-  if (up.code !== 0) {
-    await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
-    liveLabs.delete(prefix);
-    throw new Error(`lab up ${prefix} failed: ${(up.stderr.trim() || up.stdout.trim()).split('\n').pop()}`);
-  }
-  let downing: Promise<void> | undefined;
-  return {
-    prefix,
-    spawn: (node, cmd, opts = {}) => {
-      const child = spawn('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-      procs.add(child);
-      child.once('exit', () => procs.delete(child));
-      child.once('error', () => procs.delete(child));
-      return child;
-    },
-    exec: (node, cmd, o = {}) => run('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], o.timeoutMs ?? 30_000),
-    down: () =>
-      (downing ??= (async () => {
-        await Promise.all([...procs].map((p) => stopChild(p, 2000)));
-        const d = await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
-        liveLabs.delete(prefix);
-        if (d.code !== 0) throw new Error(`lab down ${prefix} failed: ${d.stderr.trim()}`);
-      })()),
-  };
-}
-
 interface BenchVipr {
   child: ChildProcess;
   logs: string[];
@@ -972,13 +862,9 @@ async function benchStartVipr(lab: BenchLab, healthChecks: boolean, io?: string)
     config = `/run/vipr-lab/${lab.prefix}/vipr-io.yaml`;
     writeFileSync(config, doc.toString());
   }
-  const child = lab.spawn('router', [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
-  const logs: string[] = [];
   let routeChanges = 0;
   const events: string[] = [];
-  let ready: (() => void) | undefined;
-  const onLine = (line: string) => {
-    if (logs.length < 5000) logs.push(line);
+  const { child, logs } = await startViprIn(lab, config, (line) => {
     if (line.includes('"route change: ')) routeChanges++;
     if (line.includes('"msg":"event: ')) {
       try {
@@ -987,26 +873,7 @@ async function benchStartVipr(lab: BenchLab, healthChecks: boolean, io?: string)
         events.push(line);
       }
     }
-    if (ready && line.includes('"msg":"ready:')) ready();
-  };
-  onLines(child.stdout, onLine);
-  onLines(child.stderr, onLine);
-  const end = exited(child);
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ready'>((r) => {
-      ready = () => r('ready');
-      if (logs.some((l) => l.includes('"msg":"ready:'))) r('ready');
-    }),
-    end.then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 20_000))),
-  ]);
-  clearTimeout(t);
-  ready = undefined;
-  if (outcome !== 'ready') {
-    await stopChild(child, 1000);
-    throw new Error(`vipr ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
-  }
+  });
   return { child, logs, routeChanges: () => routeChanges, events: () => events, io: viprIoOf(config) };
 }
 
@@ -1104,7 +971,7 @@ async function warmKernelNeighbors(lab: TrialLab): Promise<void> {
 
 async function runMode(mode: Mode, opts: RerouteOptions): Promise<TrialResult> {
   const prefix = `rr${mode.startsWith('vipr') ? 'v' : 'k'}${randomInt(36 ** 4).toString(36).padStart(4, '0')}`;
-  const lab = await benchLabUp(prefix, !isViprMode(mode));
+  const lab = await benchLabUp(prefix, isViprMode(mode) ? [] : ['--kernel-router']);
   let vipr: BenchVipr | undefined;
   try {
     const socket = `/run/vipr-lab/${prefix}/vipr.sock`;
@@ -1220,22 +1087,12 @@ async function main(): Promise<number> {
     process.stderr.write(`reroute: ${(error as Error).message}\n`);
     return 2;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('reroute: must run as root (network namespaces)\n');
+  const refusal = labBenchRefusal();
+  if (refusal) {
+    process.stderr.write(`reroute: ${refusal}\n`);
     return 2;
   }
-  if (!existsSync(VIPR_CLI)) {
-    process.stderr.write(`reroute: ${VIPR_CLI} missing; build first: npx tsc -p tsconfig.json\n`);
-    return 2;
-  }
-  process.on('exit', teardownAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`reroute: ${sig}: tearing the labs down\n`);
-      teardownAllSync();
-      process.exit(130);
-    });
-  }
+  teardownOnExit('reroute');
 
   const { opts, modes } = cli;
   await buildStream();
@@ -1298,16 +1155,4 @@ async function main(): Promise<number> {
   return failures.length ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main().then(
-    (code) => {
-      teardownAllSync();
-      process.exit(code);
-    },
-    (error) => {
-      process.stderr.write(`reroute: ${(error as Error).stack ?? error}\n`);
-      teardownAllSync();
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, 'reroute', main);

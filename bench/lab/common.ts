@@ -1,9 +1,11 @@
 // What the lab benchmarks (reroute, failover, forwarding) share: where the
-// repository is, and reading a child process's output line by line.
+// repository is, reading a child process's output line by line, running and
+// stopping processes, and labs brought up for a trial and always taken down.
 
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The repository root: the nearest directory above this file with vipr's package.json (works from bench/ and dist/bench/). */
 export const REPO_ROOT: string = (() => {
@@ -43,4 +45,204 @@ export function onLines(stream: NodeJS.ReadableStream | null | undefined, fn: (l
     if (rest) fn(rest);
     rest = '';
   });
+}
+
+// ---- processes and labs (bench/reroute.ts and bench/failover.ts) ------------------------------
+
+export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** What a measurement needs from a lab: run and start commands in its namespaces. */
+export interface TrialLab {
+  prefix: string;
+  /** Start a long-running command in a namespace; the lab kills it when it goes down. */
+  spawn(node: LabNode, cmd: string[], opts?: SpawnOptions): ChildProcess;
+  exec(node: LabNode, cmd: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
+}
+
+/** A lab the bench brought up: `down` stops what it started there and removes it (once). */
+export interface BenchLab extends TrialLab {
+  down(): Promise<void>;
+}
+
+/** Runs a command to its end; exit code 124 when it ran over `timeoutMs` (and was killed). Never rejects. */
+export function run(file: string, args: string[], timeoutMs = 60_000): Promise<ExecResult> {
+  return new Promise((resolvePromise) => {
+    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      let code = 0;
+      if (err) {
+        const e = err as Error & { code?: number | string | null; killed?: boolean };
+        code = e.killed ? 124 : typeof e.code === 'number' ? e.code : 1;
+        if (!stderr && typeof e.code === 'string') stderr = e.message;
+      }
+      resolvePromise({ code, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Resolves when the child has exited (or could not start: code 127). */
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((r) => {
+    child.once('exit', (code, signal) => r({ code, signal }));
+    child.once('error', () => r({ code: 127, signal: null }));
+  });
+}
+
+/** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves when it has exited. */
+export async function stopChild(child: ChildProcess, graceMs = 3000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = exited(child);
+  try {
+    child.kill(signal);
+  } catch {
+    /* gone */
+  }
+  let t: NodeJS.Timeout | undefined;
+  const late = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (t = setTimeout(() => r(true), graceMs)))]);
+  clearTimeout(t);
+  if (late) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await Promise.race([done, sleep(2000)]);
+  }
+}
+
+/** Commands in the namespaces of lab PREFIX (up or not, ours or not); what `spawn` starts is added to `procs`. */
+export function labFor(prefix: string, procs: Set<ChildProcess>): TrialLab {
+  return {
+    prefix,
+    spawn: (node, cmd, opts = {}) => {
+      const child = spawn('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+      procs.add(child);
+      child.once('exit', () => procs.delete(child));
+      child.once('error', () => procs.delete(child));
+      return child;
+    },
+    exec: (node, cmd, o = {}) => run('ip', ['netns', 'exec', `${prefix}-${node}`, ...cmd], o.timeoutMs ?? 30_000),
+  };
+}
+
+/** Labs up now, with the processes started in them: what `teardownAllSync` removes. */
+const liveLabs = new Map<string, Set<ChildProcess>>();
+
+/** Kills every process the bench started in a lab and takes every such lab down (for exit and signal handlers). */
+export function teardownAllSync(): void {
+  for (const [prefix, procs] of liveLabs) {
+    for (const p of procs) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    try {
+      execFileSync('bash', [LAB_SH, 'down', '--prefix', prefix], { stdio: 'ignore', timeout: 30_000 });
+    } catch {
+      /* best effort */
+    }
+  }
+  liveLabs.clear();
+}
+
+/** `lab/lab.sh up --prefix PREFIX ...upArgs`; throws with lab.sh's last line if it fails (and takes the half-made lab down). */
+export async function benchLabUp(prefix: string, upArgs: string[] = []): Promise<BenchLab> {
+  const procs = new Set<ChildProcess>();
+  liveLabs.set(prefix, procs);
+  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...upArgs], 120_000);
+  if (up.code !== 0) {
+    await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
+    liveLabs.delete(prefix);
+    throw new Error(`lab up ${prefix} failed: ${(up.stderr.trim() || up.stdout.trim()).split('\n').pop()}`);
+  }
+  let downing: Promise<void> | undefined;
+  return {
+    ...labFor(prefix, procs),
+    down: () =>
+      (downing ??= (async () => {
+        await Promise.all([...procs].map((p) => stopChild(p, 2000)));
+        const d = await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
+        liveLabs.delete(prefix);
+        if (d.code !== 0) throw new Error(`lab down ${prefix} failed: ${d.stderr.trim()}`);
+      })()),
+  };
+}
+
+/**
+ * Starts `vipr run --config CONFIG` in the lab's router namespace and waits
+ * (up to 20 s) for its `ready:` line; every output line goes to `onLine` too.
+ * Throws with the log tail if it exits or is not ready in time.
+ */
+export async function startViprIn(lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined): Promise<{ child: ChildProcess; logs: string[] }> {
+  const child = lab.spawn('router', [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
+  const logs: string[] = [];
+  let ready: (() => void) | undefined;
+  const line = (text: string) => {
+    if (logs.length < 5000) logs.push(text);
+    onLine(text);
+    if (ready && text.includes('"msg":"ready:')) ready();
+  };
+  onLines(child.stdout, line);
+  onLines(child.stderr, line);
+  let t: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    new Promise<'ready'>((r) => {
+      ready = () => r('ready');
+      if (logs.some((l) => l.includes('"msg":"ready:'))) r('ready');
+    }),
+    exited(child).then(() => 'exited' as const),
+    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 20_000))),
+  ]);
+  clearTimeout(t);
+  ready = undefined;
+  if (outcome !== 'ready') {
+    await stopChild(child, 1000);
+    throw new Error(`vipr ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
+  }
+  return { child, logs };
+}
+
+/** Why a lab bench cannot run here (not root, vipr not built), or undefined. */
+export function labBenchRefusal(): string | undefined {
+  if (process.getuid?.() !== 0) return 'must run as root (network namespaces)';
+  if (!existsSync(VIPR_CLI)) return `${VIPR_CLI} missing; build first: npx tsc -p tsconfig.json`;
+  return undefined;
+}
+
+/** From here on, an exit or a SIGINT/SIGTERM/SIGHUP takes every lab the bench made down first. */
+export function teardownOnExit(name: string): void {
+  process.on('exit', teardownAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`${name}: ${sig}: tearing the labs down\n`);
+      teardownAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+/** Runs a bench's main when its file is the script node was started with; labs down, then exit with its code. */
+export function runIfMain(moduleUrl: string, name: string, main: () => Promise<number>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(resolve(process.argv[1])).href) return;
+  main().then(
+    (code) => {
+      teardownAllSync();
+      process.exit(code);
+    },
+    (error) => {
+      process.stderr.write(`${name}: ${(error as Error).stack ?? error}\n`);
+      teardownAllSync();
+      process.exit(1);
+    },
+  );
 }

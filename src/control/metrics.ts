@@ -53,6 +53,8 @@ export interface MetricsContext {
   events: EventBus;
   commands: CommandCounts;
   log: Logger;
+  /** The port backends' own counters by port (as in ControlContext). */
+  portStats?(): Record<string, Record<string, number>>;
 }
 
 /** How a route's next-hop list is labelled: `web1,web2` (names where the route named servers). */
@@ -101,6 +103,20 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
   namedMetric('vipr_punts_total', 'Frames left to the kernel, by kind (not drops: the kernel has its own copy).', 'kind', PUNT_NAMES, () => counters.punts);
   namedMetric('vipr_icmp_errors_sent_total', 'ICMP errors vipr sent, by type.', 'type', ICMP_SENT, () =>
     Float64Array.from(ICMP_SENT, (name) => counters.icmp[ICMP_COUNTER_NAMES.indexOf(name)]));
+  if (context.portStats) {
+    const portStats = context.portStats;
+    new Counter({
+      name: 'vipr_port_backend_total',
+      help: 'The port backend\'s own counters (io: ring): kernelDrops = frames the kernel dropped because the receive ring was full, txFailed = frames the kernel refused, and the rest as in `vipr ctl --json stats`.',
+      labelNames: ['port', 'counter'], registers,
+      collect() {
+        this.reset();
+        for (const [port, values] of Object.entries(portStats())) {
+          for (const [counter, value] of Object.entries(values)) this.inc({ port, counter }, value);
+        }
+      },
+    });
+  }
   new Counter({
     name: 'vipr_icmp_errors_rate_limited_total', help: 'ICMP errors not sent because of the rate limit (icmp.ratePerSecond).', registers,
     collect() {

@@ -32,7 +32,12 @@ export interface ControlContext {
   /** Re-reads the config file; throws with a one-line reason and changes nothing on a bad file. */
   reload(): Promise<string>;
   startedAt: number;
+  /** The port backends' own counters by port (the ring addon's: kernel ring drops, transmit failures, ...). */
+  portStats?(): Record<string, Record<string, number>>;
 }
+
+/** Backend counters that mean a frame was lost or refused, shown in `stats`. */
+const BACKEND_LOSSES = ['kernelDrops', 'kernelFreezes', 'rxTooLong', 'txFailed', 'txBlocked', 'socketErrors'] as const;
 
 /** Per-connection state: an open transaction collects changes until commit. */
 export interface Session {
@@ -317,7 +322,10 @@ export class ControlService {
       lastRouteChange: router.rib.lastChange ? new Date(router.rib.lastChange).toISOString() : null,
       neighbors: router.resolver.table.size,
       ...counters,
+      backend: this.context.portStats?.() ?? {},
     };
+    const losses = Object.entries(result.backend)
+      .map(([port, values]) => `${port} ${nonZero(Object.fromEntries(BACKEND_LOSSES.filter((k) => k in values).map((k) => [k, values[k]])))}`);
     const lines = [
       `uptime ${result.uptimeSeconds}s  routes ${result.routes}  neighbors ${result.neighbors}  batches ${counters.batches}  last route change ${result.lastRouteChange ?? 'never'}`,
       ...table(['PORT', 'RX PACKETS', 'RX BYTES', 'TX PACKETS', 'TX BYTES', 'FORWARDED'],
@@ -325,6 +333,7 @@ export class ControlService {
       `drops: ${nonZero(counters.drops)}`,
       `icmp:  ${nonZero(counters.icmp)}`,
       `kernel: ${nonZero(counters.punts)}`,
+      ...(losses.length > 0 ? [`ports: ${losses.join('; ')}`] : []),
     ];
     return textReply(lines, result);
   }

@@ -179,6 +179,7 @@ export class Daemon {
       servers: () => this.config.servers,
       reload: () => this.reload(),
       startedAt: this.startedAt,
+      portStats: this.portStats,
     });
     this.control = new ControlServer(this.config.control, service, this.log);
     await this.control.start();
@@ -191,6 +192,7 @@ export class Daemon {
     if (!config || !this.service) return;
     const metrics = new MetricsServer(config.listen, {
       router: this.router, monitor: this.monitor, events: this.events, commands: this.service.commands, log: this.log,
+      portStats: this.portStats,
     });
     try {
       await metrics.start();
@@ -252,6 +254,10 @@ export class Daemon {
     }
   }
 
+  /** Each port backend's own counters (the ring's kernel drops and transmit failures); pcap has none. */
+  private readonly portStats = (): Record<string, Record<string, number>> =>
+    Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
+
   private readonly flush = (): void => {
     this.scheduled = false;
     this.router.process();
@@ -269,7 +275,6 @@ export class Daemon {
     if (this.config.kernelTransit === 'drop') await restoreKernelTransit();
     await this.control?.stop();
     await this.metrics?.stop();
-    const backend = Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
-    this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend }, 'stopped');
+    this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend: this.portStats() }, 'stopped');
   }
 }

@@ -119,7 +119,6 @@ interface Group {
 
 export class Rib {
   private routesByKey = new Map<string, RibRoute>();
-  private configRoutes: RouteConfig[] = [];
   private configByKey = new Map<string, RouteConfig>();
   /** Route keys per next-hop group, so a failover names its prefixes without scanning every route. */
   private groupRoutes = new Map<string, Set<string>>();
@@ -159,7 +158,6 @@ export class Rib {
     }
     this.tables.fib = LpmTable.build(entries);
     this.routesByKey = compiled.routes;
-    this.configRoutes = [...configRoutes];
     this.configByKey = new Map(configRoutes.map((r) => [prefixKey(r.prefix), r]));
     this.runtime = new Map(runtime);
     this.groupRoutes = new Map();

@@ -24,6 +24,7 @@ interface StatsJson {
   punts: Record<string, number>;
   icmp: Record<string, number>;
   ports: Record<string, Record<string, number>>;
+  backend: Record<string, Record<string, number>>;
 }
 
 /** Samples of a scrape, by `name{label="value",...}` with the labels sorted. */
@@ -156,6 +157,27 @@ describe('observing vipr: metrics, status and top', () => {
     expect(value(samples, 'vipr_fib_routes')).toBeGreaterThan(6);
     expect(value(samples, 'vipr_neighbors', { state: 'reachable' })).toBeGreaterThanOrEqual(5);
     expect(value(samples, 'vipr_control_commands_total', { command: 'stats', result: 'ok' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('the ring backend\'s own counters (kernel ring drops, transmit failures) are in `stats` and in the scrape', async () => {
+    const r = await curlFromClient(lab!, VIPS[0]);
+    expect(r.code, r.stderr).toBe(0);
+    const before = await stats();
+    const samples = await scrape();
+    const after = await stats();
+    for (const name of ['up0', 'lan0']) {
+      // The kernel's PACKET_STATISTICS, folded in at each read: it saw at least what vipr read.
+      expect(before.backend[name].kernelPackets, name).toBeGreaterThanOrEqual(before.backend[name].rxFrames);
+      expect(before.backend[name].rxFrames, name).toBeGreaterThan(0);
+      expect(before.backend[name].kernelDrops, name).toBe(0); // a few curls never fill a ring
+      for (const counter of ['rxFrames', 'txFrames', 'kernelDrops', 'txFailed']) {
+        const scraped = value(samples, 'vipr_port_backend_total', { port: name, counter });
+        expect(scraped, `${name} ${counter}`).toBeGreaterThanOrEqual(before.backend[name][counter]);
+        expect(scraped, `${name} ${counter}`).toBeLessThanOrEqual(after.backend[name][counter]);
+      }
+    }
+    const text = await ctl('stats');
+    expect(text.stdout).toMatch(/^ports: up0 none; lan0 none$/m);
   });
 
   it('server state, check latency, failovers and failbacks follow a drain', async () => {

@@ -104,7 +104,7 @@ function scenarioLpm(): void {
   routes = undefined;
   report(
     `LpmTable only, ${table.size.toLocaleString('en')} routes`,
-    `; build ${buildMs.toFixed(0)} ms, typed arrays ${MB(table.memoryBytes())}, the rest of its heap is the exact-match Maps`,
+    `; build ${buildMs.toFixed(0)} ms, typed arrays ${MB(table.memoryBytes())} (lookup tables and the exact-match index)`,
   );
   if (table.lookup(0) < 0) console.log('unreachable'); // keeps the table alive
 }
@@ -126,12 +126,12 @@ function scenarioRouter(): void {
   console.log(
     `memory: Router over the config alone: +${MB(built.rss - config.rss)} RSS, +${MB(built.heapUsed - config.heapUsed)} heap ` +
       `(${((built.heapUsed - config.heapUsed) / count).toFixed(0)} B of heap per route: the RIB's Map of RibRoute objects, ` +
-      `their via arrays and string keys, and the LpmTable's exact-match Maps), +${MB(built.arrayBuffers - config.arrayBuffers)} array buffers ` +
-      `(LpmTable typed arrays ${MB(fib.memoryBytes())})`,
+      `their via arrays and string keys), +${MB(built.arrayBuffers - config.arrayBuffers)} array buffers ` +
+      `(LpmTable typed arrays with its exact-match index: ${MB(fib.memoryBytes())})`,
   );
   console.log(
     `memory: config routes' own share: ${MB(config.heapUsed)} of heap for ${count.toLocaleString('en')} RouteConfig objects ` +
-      `(${(config.heapUsed / count).toFixed(0)} B per route incl. the runtime), kept alive by the Rib (configRoutes)`,
+      `(${(config.heapUsed / count).toFixed(0)} B per route incl. the runtime), kept alive by the Rib (configByKey)`,
   );
 
   // One runtime change through the control path, as `vipr ctl route add` does it.

@@ -7,7 +7,7 @@
 //         points to a 256-entry group in tbl8 instead (second read).
 //
 // The lookup arrays are the only thing the data plane touches. Everything else
-// (depth arrays, exact-match maps, the free list) is control-plane state used
+// (depth arrays, the exact-match index, the free list) is control-plane state used
 // to apply a route change by rewriting only the entries it owns.
 //
 // Tables are meant to be built beside the live one (LpmTable.build) and
@@ -15,12 +15,16 @@
 // control plane, but readers must not cache `tbl8` across calls because a
 // growing table replaces it.
 
+import { PrefixIndex } from './prefix-index.js';
+
 export const NO_ROUTE = 0;
 // Entries keep the next hop in 15 bits; bit 15 marks a tbl8 group pointer.
 export const MAX_NEXT_HOP = 0x7fff;
 
 export interface LpmOptions {
   tbl8Groups?: number;
+  /** How many routes the table will hold: its exact-match index starts that big. */
+  expectedRoutes?: number;
 }
 
 const EXTENDED = 0x8000;
@@ -58,9 +62,8 @@ export class LpmTable {
   private freeCount: number;
   private groupCapacity: number;
   private groupsEverUsed: number;
-  // byLength[l]: prefix -> next hop for every route of length l.
-  private readonly byLength: Map<number, number>[];
-  private routeCount: number;
+  // Every route by (prefix, length): what a change needs to find covering routes.
+  private readonly index: PrefixIndex;
 
   constructor(options: LpmOptions = {}) {
     const groups = options.tbl8Groups ?? DEFAULT_TBL8_GROUPS;
@@ -75,8 +78,7 @@ export class LpmTable {
     this.freeCount = 0;
     this.groupCapacity = groups;
     this.groupsEverUsed = 0;
-    this.byLength = Array.from({ length: 33 }, () => new Map<number, number>());
-    this.routeCount = 0;
+    this.index = new PrefixIndex(options.expectedRoutes ?? 0);
   }
 
   static build(routes: Iterable<readonly [number, number, number]>, options?: LpmOptions): LpmTable {
@@ -84,12 +86,14 @@ export class LpmTable {
     // entries that are already final for their coverage, and tbl8 groups are
     // created already filled with the right covering route.
     const byLength: (readonly [number, number, number])[][] = Array.from({ length: 33 }, () => []);
+    let count = 0;
     for (const route of routes) {
       const length = route[1];
       checkLength(length);
       byLength[length].push(route);
+      count++;
     }
-    const table = new LpmTable(options);
+    const table = new LpmTable({ expectedRoutes: count, ...options });
     for (const bucket of byLength) {
       for (const [prefix, length, nextHop] of bucket) table.insert(prefix, length, nextHop);
     }
@@ -97,7 +101,7 @@ export class LpmTable {
   }
 
   get size(): number {
-    return this.routeCount;
+    return this.index.size;
   }
 
   lookup(address: number): number {
@@ -122,7 +126,7 @@ export class LpmTable {
 
   get(prefix: number, length: number): number {
     const p = checkPrefix(prefix, length);
-    return this.byLength[length].get(p) ?? NO_ROUTE;
+    return this.index.get(p, length); // 0 = NO_ROUTE when absent
   }
 
   insert(prefix: number, length: number, nextHop: number): void {
@@ -130,9 +134,7 @@ export class LpmTable {
     if (!Number.isInteger(nextHop) || nextHop < 1 || nextHop > MAX_NEXT_HOP) {
       throw new RangeError(`lpm: next hop must be an integer in 1..${MAX_NEXT_HOP}, got ${nextHop}`);
     }
-    const routes = this.byLength[length];
-    const previous = routes.get(p);
-    if (previous === nextHop) return;
+    if (this.index.get(p, length) === nextHop) return;
 
     if (length <= 24) {
       this.writeTbl24Range(p >>> 8, 1 << (24 - length), length, nextHop);
@@ -150,22 +152,19 @@ export class LpmTable {
         }
       }
     }
-    routes.set(p, nextHop);
-    if (previous === undefined) this.routeCount++;
+    this.index.set(p, length, nextHop);
   }
 
   delete(prefix: number, length: number): boolean {
     const p = checkPrefix(prefix, length);
-    const routes = this.byLength[length];
-    if (!routes.delete(p)) return false;
-    this.routeCount--;
+    if (!this.index.delete(p, length)) return false;
 
     // The whole freed range falls back to the same covering route.
     let coverHop = NO_ROUTE;
     let coverDepth = 0;
     for (let l = length - 1; l >= 0; l--) {
-      const hop = this.byLength[l].get((p & MASKS[l]) >>> 0);
-      if (hop !== undefined) {
+      const hop = this.index.get((p & MASKS[l]) >>> 0, l);
+      if (hop !== NO_ROUTE) {
         coverHop = hop;
         coverDepth = l;
         break;
@@ -202,10 +201,9 @@ export class LpmTable {
     return true;
   }
 
-  *routes(): IterableIterator<[prefix: number, length: number, nextHop: number]> {
-    for (let length = 0; length <= 32; length++) {
-      for (const [prefix, nextHop] of this.byLength[length]) yield [prefix, length, nextHop];
-    }
+  /** Every route, shortest first, then by prefix (control plane: it sorts). */
+  routes(): Array<[prefix: number, length: number, nextHop: number]> {
+    return [...this.index.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0]);
   }
 
   memoryBytes(): number {
@@ -214,7 +212,8 @@ export class LpmTable {
       this.tbl8.byteLength +
       this.depth24.byteLength +
       this.depth8.byteLength +
-      this.freeGroups.byteLength
+      this.freeGroups.byteLength +
+      this.index.byteLength
     );
   }
 

@@ -470,8 +470,9 @@ describe('LpmTable tbl8 groups', () => {
   it('counts every typed array in memoryBytes', () => {
     const table = new LpmTable({ tbl8Groups: 16 });
     // tbl24 (2 B) + its depths (1 B) per /24, tbl8 (2 B) + depths (1 B) per
-    // group entry, 2 B per free-list slot.
-    expect(table.memoryBytes()).toBe(3 * 2 ** 24 + 3 * 16 * 256 + 2 * 16);
+    // group entry, 2 B per free-list slot, and the exact-match index's 16
+    // starting slots of 7 B (prefix 4, length 1, next hop 2).
+    expect(table.memoryBytes()).toBe(3 * 2 ** 24 + 3 * 16 * 256 + 2 * 16 + 7 * 16);
   });
 });
 

@@ -78,6 +78,7 @@ const INTERFACE_ROUTES = new Set([
 
 function configRoutes(): RouteConfig[] {
   const routes: RouteConfig[] = [];
+  const sharedVia = VIA_LISTS.map((list) => list.map((address) => ({ address })));
   let line = 0;
   for (const [prefix, length, nextHop] of bgpLikeRoutes(FULL_TABLE_ROUTES, 1)) {
     line++;
@@ -85,7 +86,8 @@ function configRoutes(): RouteConfig[] {
     routes.push({
       prefix: { address: prefix, length },
       type: 'unicast',
-      via: VIA_LISTS[nextHop % VIA_LISTS.length].map((address) => ({ address })),
+      // One list object per distinct next-hop list, as loadConfig shares them.
+      via: sharedVia[nextHop % sharedVia.length],
       sourceLine: line,
     });
   }

@@ -366,6 +366,8 @@ export const configSchema = strictMapping({
   }
 
   const routeIndex = new Map<string, number>();
+  // Routes with the same next hops share one list (a big table names a few lists many times).
+  const viaLists = new Map<string, { server?: string; address: number }[]>();
   const routes = config.routes.map((route, i) => {
     const key = formatPrefix(route.prefix);
     const first = routeIndex.get(key);
@@ -405,6 +407,10 @@ export const configSchema = strictMapping({
         result.via.push({ server: name, address });
       }
     }
+    const viaKey = result.via.map((v) => `${v.address >>> 0}:${v.server ?? ''}`).join(',');
+    const shared = viaLists.get(viaKey);
+    if (shared) result.via = shared;
+    else viaLists.set(viaKey, result.via);
     return result;
   });
 

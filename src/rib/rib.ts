@@ -46,7 +46,8 @@ export interface RibRoute {
   prefix: Prefix;
   type: RouteType | 'connected' | 'local' | 'broadcast';
   source: RouteSource;
-  via: (Gateway & { port: string })[];
+  /** Shared by every route with the same list: never modified. */
+  via: readonly Readonly<Gateway & { port: string }>[];
   /** Port of interface routes. */
   port?: string;
   /** Line of the config file, for config routes. */
@@ -78,6 +79,8 @@ export const prefixKey = (p: Prefix): string => `${p.address >>> 0}/${p.length}`
 
 interface Compiled {
   routes: Map<string, RibRoute>;
+  /** prefixKey of each config route, in order (the same strings as the keys of `routes`). */
+  configKeys: string[];
   /** Every next-hop address in use -> its port. */
   gateways: Map<number, number>;
   /** Every distinct ordered next-hop list in use, by groupKey. */
@@ -120,6 +123,8 @@ interface Group {
 export class Rib {
   private routesByKey = new Map<string, RibRoute>();
   private configByKey = new Map<string, RouteConfig>();
+  /** Resolved next-hop lists by their gateways, shared between routes (resolveSpec). */
+  private readonly viaLists = new Map<string, readonly Readonly<Gateway & { port: string }>[]>();
   /** Route keys per next-hop group, so a failover names its prefixes without scanning every route. */
   private groupRoutes = new Map<string, Set<string>>();
   /** How many routes name each next-hop address: a gateway is unpinned when none does. */
@@ -149,6 +154,7 @@ export class Rib {
    * Throws RibError and changes nothing when anything is invalid.
    */
   load(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges = this.runtime): void {
+    this.viaLists.clear(); // lists no longer named go with the old routes
     const compiled = this.compile(configRoutes, runtime);
     this.ensureNextHops(compiled);
     const entries: [number, number, number][] = [];
@@ -158,7 +164,7 @@ export class Rib {
     }
     this.tables.fib = LpmTable.build(entries);
     this.routesByKey = compiled.routes;
-    this.configByKey = new Map(configRoutes.map((r) => [prefixKey(r.prefix), r]));
+    this.configByKey = new Map(configRoutes.map((r, i) => [compiled.configKeys[i], r]));
     this.runtime = new Map(runtime);
     this.groupRoutes = new Map();
     this.gatewayUse = new Map();
@@ -336,22 +342,23 @@ export class Rib {
   private compile(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges): Compiled {
     const routes = new Map<string, RibRoute>();
     for (const route of this.interfaceRoutes()) routes.set(prefixKey(route.prefix), route);
-    for (const config of configRoutes) {
-      const key = prefixKey(config.prefix);
+    const configKeys = configRoutes.map((r) => prefixKey(r.prefix));
+    configRoutes.forEach((config, i) => {
+      const key = configKeys[i];
       const clash = routes.get(key);
       if (clash) {
         throw new RibError(`route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): duplicates the ${clash.source} route of ${clash.port}`);
       }
-      if (runtime.has(key)) continue; // replaced or deleted at run time
+      if (runtime.has(key)) return; // replaced or deleted at run time
       routes.set(key, this.fromConfig(config));
-    }
-    const configKeys = new Set(configRoutes.map((r) => prefixKey(r.prefix)));
+    });
+    const isConfigKey = new Set(configKeys);
     for (const [key, spec] of runtime) {
       if (spec === null) continue;
       const clash = routes.get(key);
       if (clash) throw new RibError(`runtime route ${formatPrefix(spec.prefix)}: duplicates the ${clash.source} route of ${clash.port}`);
       const route = this.resolveSpec(spec, 'runtime', 'runtime ');
-      if (configKeys.has(key)) route.overrides = 'config';
+      if (isConfigKey.has(key)) route.overrides = 'config';
       routes.set(key, route);
     }
     const gateways = new Map<number, number>();
@@ -360,7 +367,7 @@ export class Rib {
       for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
       if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
     }
-    return { routes, gateways, groups };
+    return { routes, configKeys, gateways, groups };
   }
 
   private fromConfig(config: RouteConfig): RibRoute {
@@ -374,6 +381,11 @@ export class Rib {
   private resolveSpec(spec: RouteSpec, source: RouteSource, where: string): RibRoute {
     if (spec.type === 'unicast' && spec.via.length === 0) throw new RibError(`${where}unicast route ${formatPrefix(spec.prefix)} needs a next hop`, 'EBADROUTE');
     if (spec.type !== 'unicast' && spec.via.length > 0) throw new RibError(`${where}${spec.type} route ${formatPrefix(spec.prefix)} takes no next hop`, 'EBADROUTE');
+    // Routes with the same next-hop list share one (frozen) array: a million
+    // routes over a few lists would otherwise carry a million copies.
+    const cacheKey = spec.via.map((g) => `${g.address >>> 0}:${g.server ?? ''}`).join(',');
+    const cached = this.viaLists.get(cacheKey);
+    if (cached) return { prefix: spec.prefix, type: spec.type, source, via: cached, nextHop: 0 };
     const seen = new Set<number>();
     const via = spec.via.map((gateway) => {
       const port = this.portForGateway(gateway.address);
@@ -384,9 +396,11 @@ export class Rib {
       if (this.isOwnAddress(gateway.address)) throw new RibError(`${where}next hop ${name} is this router's own address`, 'EBADNEXTHOP');
       if (seen.has(gateway.address)) throw new RibError(`${where}next hop ${name} is listed twice`, 'EBADNEXTHOP');
       seen.add(gateway.address);
-      return { ...gateway, port: this.ports.names[port] };
+      return Object.freeze({ ...gateway, port: this.ports.names[port] });
     });
-    return { prefix: spec.prefix, type: spec.type, source, via, nextHop: 0 };
+    const shared = Object.freeze(via);
+    this.viaLists.set(cacheKey, shared);
+    return { prefix: spec.prefix, type: spec.type, source, via: shared, nextHop: 0 };
   }
 
   /** Pins a neighbour for every next-hop address and a slot for every group, before any leaf points at them. */

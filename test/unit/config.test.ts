@@ -669,3 +669,27 @@ describe('health checks and next-hop lists', () => {
     expect(error.code).toBe('ECONFIG');
   });
 });
+
+describe('next-hop lists are shared between routes', () => {
+  it('routes naming the same next hops, in the same order and the same way, get one list object', () => {
+    const config = parseConfig(yaml(
+      ...PORTS,
+      'servers:',
+      '  web1: { address: 192.168.1.2 }',
+      '  web2: { address: 192.168.1.3 }',
+      'routes:',
+      '  - { prefix: 192.168.2.0/24, via: [web1, web2] }',
+      '  - { prefix: 192.168.3.0/24, via: [web1, web2] }',
+      '  - { prefix: 192.168.4.0/24, via: [web2, web1] }',
+      '  - { prefix: 192.168.5.0/24, via: [192.168.1.2, web2] }',
+      '  - { prefix: 192.168.6.0/24, via: [web1, web2] }',
+    ), FILE);
+    const [a, b, reversed, byAddress, c] = config.routes.map((r) => r.via);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    expect(reversed).not.toBe(a);
+    expect(byAddress).not.toBe(a); // web1 by address: the list says so, as `route show` will
+    expect(a).toEqual([{ server: 'web1', address: address('192.168.1.2') }, { server: 'web2', address: address('192.168.1.3') }]);
+    expect(byAddress).toEqual([{ address: address('192.168.1.2') }, { server: 'web2', address: address('192.168.1.3') }]);
+  });
+});

@@ -326,6 +326,21 @@ describe('control socket: route changes reach the live FIB and the data plane', 
     expect(show.lines[1]).toContain('via web3 (192.168.1.4), web4 (192.168.1.5)');
   });
 
+  it('routes with the same next hops share one frozen list in the RIB; a different order is another list', async () => {
+    const r = await rig();
+    const c = await client(r);
+    expect((await c.text('route add 172.16.1.0/24 via web3, web4')).ok).toBe(true);
+    expect((await c.text('route add 172.16.2.0/24 via web3, web4')).ok).toBe(true);
+    expect((await c.text('route add 172.16.3.0/24 via web4, web3')).ok).toBe(true);
+    const via = (prefix: string) => r.router.rib.routes().find((route) => formatPrefix(route.prefix) === prefix)!.via;
+    expect(via('172.16.2.0/24')).toBe(via('172.16.1.0/24'));
+    expect(via('172.16.3.0/24')).not.toBe(via('172.16.1.0/24'));
+    expect(Object.isFrozen(via('172.16.1.0/24'))).toBe(true);
+    expect(Object.isFrozen(via('172.16.1.0/24')[0])).toBe(true);
+    expect(fibTarget(r.router, '172.16.2.9')).toBe(ADDRESS_OF.web3);
+    expect(fibTarget(r.router, '172.16.3.9')).toBe(ADDRESS_OF.web4);
+  });
+
   it('route add a new /27, then del it: the covering unreachable route is back', async () => {
     const r = await rig();
     const c = await client(r);

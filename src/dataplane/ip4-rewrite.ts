@@ -3,7 +3,7 @@
 // Uses:  batch.nextHop (next-hop index), batch.data; nextHops (kind, port,
 //        neighbor); neighbors (state, ready-made Ethernet header); ports.mtu
 // Sets:  Ethernet destination and source, TTL - 1, header checksum (RFC 1624
-//        incremental update); batch.egress; neighbors.used; nextHops.packets
+//        incremental update); batch.egress; neighbors.used; nextHops.packets and .bytes
 // Next:  tx         rewritten, send on batch.egress[i]
 //        hold       neighbour not resolved yet (or failed): the resolver decides
 //        icmpError  larger than the egress MTU with DF set (fragmentation needed)
@@ -63,6 +63,7 @@ export function ip4Rewrite(
   const used = neighbors.used;
   const mtus = ports.mtu;
   const nextHopPackets = nextHops.packets;
+  const nextHopBytes = nextHops.bytes;
   for (let i = 0, n = batch.count; i < n; i++) {
     if (next[i] !== Next.ip4Rewrite) continue;
     const off = i * SLOT_SIZE;
@@ -88,6 +89,7 @@ export function ip4Rewrite(
     }
     used[entry] = 1;
     nextHopPackets[nextHop]++;
+    nextHopBytes[nextHop] += batch.length[i];
     rewriteFrame(data, words, off, etherWords, entry);
     batch.egress[i] = port;
     next[i] = Next.tx;

@@ -51,6 +51,8 @@ export class NextHopTable {
    * the count. Zeroed when a slot is allocated, so a reused slot starts over.
    */
   readonly packets = new Float64Array(this.capacity);
+  /** Bytes of those frames (whole Ethernet frames, as the port counters), zeroed with `packets`. */
+  readonly bytes = new Float64Array(this.capacity);
   private readonly freeList: number[] = [];
   private highWater = NH_FIRST_DYNAMIC;
 
@@ -70,6 +72,7 @@ export class NextHopTable {
     this.neighbor[index] = neighbor;
     this.refs[index] = 0;
     this.packets[index] = 0;
+    this.bytes[index] = 0;
     return index;
   }
 

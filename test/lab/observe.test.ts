@@ -154,6 +154,10 @@ describe('observing vipr: metrics, status and top', () => {
     }
     // The replies go to the client on up0's own subnet: the connected route's next hop.
     expect(value(samples, 'vipr_nexthop_packets_total', { via: 'connected:up0' })).toBeGreaterThanOrEqual(12 * 3);
+    // Bytes too: at least a minimal frame per counted packet.
+    for (const via of ['web1,web2', 'connected:up0']) {
+      expect(value(samples, 'vipr_nexthop_bytes_total', { via }), via).toBeGreaterThanOrEqual(60 * value(samples, 'vipr_nexthop_packets_total', { via }));
+    }
     expect(value(samples, 'vipr_fib_routes')).toBeGreaterThan(6);
     expect(value(samples, 'vipr_neighbors', { state: 'reachable' })).toBeGreaterThanOrEqual(5);
     expect(value(samples, 'vipr_control_commands_total', { command: 'stats', result: 'ok' })).toBeGreaterThanOrEqual(1);

@@ -174,6 +174,11 @@ describe('metrics: what the data plane counted, scraped over HTTP', () => {
     PUNT_NAMES.forEach((kind, i) => expect(value(after, 'vipr_punts_total', { kind }), kind).toBe(counters.punts[i]));
     expect(value(after, 'vipr_batches_total')).toBe(counters.batches);
     expect(value(after, 'vipr_port_forwarded_packets_total', { port: 'lan0' }) - value(before, 'vipr_port_forwarded_packets_total', { port: 'lan0' })).toBe(13);
+    // Bytes per next-hop list: whole frames, as they left (same length as they came in).
+    const bytes = (via: string) => value(after, 'vipr_nexthop_bytes_total', { via }) - value(before, 'vipr_nexthop_bytes_total', { via });
+    expect(bytes('192.168.1.2')).toBe(10 * TRAFFIC[0].frame.length);
+    expect(bytes('192.168.1.3')).toBe(3 * TRAFFIC[1].frame.length);
+    expect(value(after, 'vipr_nexthop_bytes_total', { via: '192.168.1.2' })).toBe(article.router.tables.nextHops.bytes[article.router.tables.fib.lookup(0xc0a80121)]);
     expect(value(after, 'vipr_port_received_packets_total', { port: 'up0' }) - value(before, 'vipr_port_received_packets_total', { port: 'up0' }))
       .toBe(TRAFFIC.reduce((sum, t) => sum + t.count, 0));
   });

@@ -1090,14 +1090,16 @@ export interface ModelRow {
  * timeout, and `fall` of them in a row take the server down.
  */
 export function viprModel(h: HealthTiming): ModelRow {
-  const fixed = ((h.fall - 1) * h.intervalMs + h.timeoutMs) / 1000;
+  // Checks of one server never overlap: the next starts one interval after the
+  // last one started, or when it timed out if that was later.
+  const fixed = ((h.fall - 1) * Math.max(h.intervalMs, h.timeoutMs) + h.timeoutMs) / 1000;
   return {
     name: `vipr (this config: interval ${h.intervalMs} ms, timeout ${h.timeoutMs} ms, fall ${h.fall})`,
     bestS: fixed,
     medianS: fixed + h.intervalMs / 2000,
     worstS: fixed + h.intervalMs / 1000,
-    formula: 'U(0, interval) + (fall - 1) x interval + timeout',
-    assumptions: 'a check started after the failure times out; the route moves in the same tick',
+    formula: 'U(0, interval) + (fall - 1) x max(interval, timeout) + timeout',
+    assumptions: 'a check started after the failure times out; checks do not overlap; the route moves in the same tick',
   };
 }
 

@@ -27,6 +27,9 @@ export class ControlServerError extends Error {
   readonly code = 'ECONTROL';
 }
 
+/** A live vipr answers on the control socket: its ports and system settings are its own, not to be undone. */
+export class ControlSocketInUseError extends ControlServerError {}
+
 export interface ControlServerOptions {
   /** Idle limit per client; IDLE_TIMEOUT_MS unless a test wants it short. */
   idleTimeoutMs?: number;
@@ -95,7 +98,7 @@ export class ControlServer {
       probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ENOENT' ? 'absent' : false));
     });
     if (alive === true) {
-      throw new ControlServerError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
+      throw new ControlSocketInUseError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
     }
     if (alive === false) {
       // Only ever remove a socket: a mistyped control.socket must not delete a config file.

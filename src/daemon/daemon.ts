@@ -9,7 +9,7 @@ import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib
 import { rename } from 'node:fs/promises';
 import { loadConfig } from '../config/load.js';
 import { ControlError } from '../control/protocol.js';
-import { ControlServer } from '../control/server.js';
+import { ControlServer, ControlSocketInUseError } from '../control/server.js';
 import { ControlService } from '../control/service.js';
 import { MetricsServer } from '../control/metrics.js';
 import { StateStore } from '../control/state-store.js';
@@ -100,6 +100,12 @@ export class Daemon {
     }
     const descriptions: PortDescription[] = [];
     for (const i of config.interfaces) descriptions.push(await describeInterface(i.name, i.mtu));
+
+    const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
+    if (placement) {
+      log.info({ cpu: placement.cpu, others: placement.others }, `data plane thread pinned to CPU ${placement.cpu}` +
+        (placement.others.length > 0 ? `; health checks run on CPU ${placement.others.join(',')}` : ' (the only CPU vipr may use: health checks share it)'));
+    }
     if (config.offloads === 'disable') {
       for (const name of names) {
         const changed = await disableReceiveOffloads(name);
@@ -112,12 +118,19 @@ export class Daemon {
       log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
     }
 
-    const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
-    if (placement) {
-      log.info({ cpu: placement.cpu, others: placement.others }, `data plane thread pinned to CPU ${placement.cpu}` +
-        (placement.others.length > 0 ? `; health checks run on CPU ${placement.others.join(',')}` : ' (the only CPU vipr may use: health checks share it)'));
+    try {
+      return await Daemon.build(config, configPath, log, descriptions, placement);
+    } catch (error) {
+      // A start that fails leaves no drop rule behind, unless the rule is a
+      // running vipr's (the same table): that one keeps forwarding with it.
+      if (config.kernelTransit === 'drop' && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
+      throw error;
     }
+  }
 
+  /** The rest of start(): state, routes, control socket, metrics, ports. */
+  private static async build(config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined): Promise<Daemon> {
+    const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
     const runtime = await Daemon.loadState(store, log);
     let daemon: Daemon;

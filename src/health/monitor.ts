@@ -3,7 +3,8 @@
 // keepalived's retry counts). A server is up while every one of its checks
 // is up; a check goes down after `fall` failures in a row and up again after
 // `rise` successes in a row. Servers start up, as HAProxy's do, so a restart
-// of vipr forwards at once; a dead server is found within fall × interval.
+// of vipr forwards at once; a dead server is found after fall failed checks,
+// about (fall - 1) × max(interval, timeout) + timeout (checks never overlap).
 //
 // Drained servers stay checked but carry no routes until undrained.
 

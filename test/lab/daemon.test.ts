@@ -5,7 +5,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { servers } from './failover-tools.js';
-import { labConfigPath, labUp, REPO_ROOT, startVipr, waitFor, type Lab } from './harness.js';
+import { labConfigPath, labUp, REPO_ROOT, spawnIn, startVipr, waitFor, type Lab } from './harness.js';
 
 /** The CPUs in a /proc/.../status file's Cpus_allowed_list ("0-1", "0,2-3"). */
 function cpuList(status: string): number[] {
@@ -64,10 +64,31 @@ describe('the daemon starts and stops like a service', () => {
       const second = await run(labConfigPath(lab));
       expect(second.code).toBe(1);
       expect(second.stderr.trim().split('\n').at(-1)).toMatch(/^vipr: another vipr is running on control socket \/run\/vipr-lab\/.*\/vipr\.sock/);
+      // The running vipr's drop rule stays: the refused one does not undo what is not its own.
+      expect((await lab.exec('router', ['nft', 'list', 'table', 'netdev', 'vipr_transit'])).code).toBe(0);
       const answer = await lab.exec('client', ['curl', '-s', '-m', '3', '--retry', '3', '--retry-all-errors', 'http://192.168.1.97/']);
       expect(answer.stdout.trim()).toBe('web3');
     } finally {
       expect(await first.stop()).toBe(0);
+    }
+  });
+
+  it('a start that fails after installing the kernel-transit drop rule takes the rule away again', async () => {
+    const transitRule = async () => (await lab.exec('router', ['nft', 'list', 'table', 'netdev', 'vipr_transit'])).code === 0;
+    expect(await transitRule()).toBe(false);
+    // Something else holds the metrics port: vipr gets as far as its metrics, then gives up.
+    const holder = spawnIn(lab, 'router', [process.execPath, '-e', "require('net').createServer().listen(9108, '127.0.0.1', () => console.log('listening'))"]);
+    try {
+      await new Promise((resolve) => holder.stdout!.once('data', resolve));
+      const config = `/run/vipr-lab/${lab.prefix}/busy-metrics.yaml`;
+      await writeFile(config, `${(await lab.exec('router', ['cat', labConfigPath(lab)])).stdout}\nmetrics:\n  listen: "127.0.0.1:9108"\n`);
+      const result = await run(config);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim().split('\n').at(-1)).toMatch(/^vipr: metrics: cannot listen on 127\.0\.0\.1:9108: /);
+      expect(result.stderr).toContain('kernel\'s copy of transit IPv4 dropped at ingress'); // it did get that far
+      expect(await transitRule()).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
     }
   });
 

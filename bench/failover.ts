@@ -66,8 +66,8 @@
 // measureFailover() is also used by test/lab/failover.test.ts.
 
 import { type ChildProcess } from 'node:child_process';
-import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -82,7 +82,7 @@ import {
   type StreamReport,
 } from './reroute.js';
 import {
-  benchLabUp, exited, labBenchRefusal, runIfMain, teardownOnExit, labFor, onLines, REPO_ROOT, run, sleep, startViprIn, stopChild, VIPR_CLI,
+  benchLabUp, compileC, labBenchRefusal, labFor, numberArg, onLines, readyLine, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
   type ExecResult, type TrialLab,
 } from './lab/common.js';
 
@@ -283,28 +283,9 @@ int main(int argc, char **argv) {
 }
 `;
 
-let sinkBinary: Promise<string> | undefined;
-
 /** Compile the sink (cc -O2) into the temp dir once; the file name carries the source's hash. */
 export function buildSink(): Promise<string> {
-  sinkBinary ??= (async () => {
-    const hash = createHash('sha256').update(SINK_SOURCE).digest('hex').slice(0, 16);
-    const out = join(tmpdir(), `vipr-failover-sink-${hash}`);
-    if (existsSync(out)) return out;
-    const src = `${out}.${process.pid}.c`;
-    const tmp = `${out}.${process.pid}.tmp`;
-    writeFileSync(src, SINK_SOURCE);
-    const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src], 120_000);
-    rmSync(src, { force: true });
-    if (r.code !== 0) {
-      rmSync(tmp, { force: true });
-      throw new Error(`cc -O2 (failover sink) failed: ${r.stderr.trim() || r.stdout.trim()}`);
-    }
-    renameSync(tmp, out);
-    return out;
-  })();
-  sinkBinary.catch(() => (sinkBinary = undefined));
-  return sinkBinary;
+  return compileC('failover-sink', 'the failover sink', SINK_SOURCE);
 }
 
 /** One sink's record: index = sequence number. */
@@ -341,22 +322,12 @@ async function startSink(lab: TrialLab, name: 'web1' | 'web2', runId: number, di
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => (stderr += c));
-  let listening: (() => void) | undefined;
+  const listening = readyLine(child, (line) => line.includes('"listening"'), 15_000);
   onLines(child.stdout, (line) => {
     lines.push(line);
-    if (listening && line.includes('"listening"')) listening();
+    listening.line(line);
   });
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ok'>((r) => {
-      listening = () => r('ok');
-      if (lines.some((l) => l.includes('"listening"'))) r('ok');
-    }),
-    exited(child).then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 15_000))),
-  ]);
-  clearTimeout(t);
-  listening = undefined;
+  const outcome = await listening.outcome;
   if (outcome !== 'ok') {
     await stopChild(child, 500);
     throw new Error(`failover sink in ${name} ${outcome === 'exited' ? 'exited' : 'did not start'}: ${stderr.trim()}`);
@@ -1303,25 +1274,20 @@ function parseCli(argv: string[]) {
     svg: undefined as string | undefined,
     kind: 'link' as FailureKind,
   };
-  const num = (name: string, v: string | undefined, min: number, max: number): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x < min || x > max) throw new Error(`${name} must be a number in ${min}..${max}`);
-    return x;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
     switch (a) {
-      case '--trials': o.trials = Math.round(num(a, v, 1, 10_000)); i++; break;
-      case '--rate': o.rate = num(a, v, 1000, 1e6); i++; break;
-      case '--lead': o.leadMs = num(a, v, 200, 600_000); i++; break;
-      case '--failure': o.failureMs = num(a, v, 0, 600_000); i++; break;
-      case '--tail': o.tailMs = num(a, v, 0, 600_000); i++; break;
+      case '--trials': o.trials = Math.round(numberArg(a, v, 1, 10_000)); i++; break;
+      case '--rate': o.rate = numberArg(a, v, 1000, 1e6); i++; break;
+      case '--lead': o.leadMs = numberArg(a, v, 200, 600_000); i++; break;
+      case '--failure': o.failureMs = numberArg(a, v, 0, 600_000); i++; break;
+      case '--tail': o.tailMs = numberArg(a, v, 0, 600_000); i++; break;
       case '--no-rt': o.rt = false; break;
       case '--out': o.out = v; i++; break;
       case '--scenario': o.scenario = v; i++; break;
       case '--svg': o.svg = v; i++; break;
-      case '--vipr-pid': o.viprPid = Math.round(num(a, v, 1, 2 ** 31)); i++; break;
+      case '--vipr-pid': o.viprPid = Math.round(numberArg(a, v, 1, 2 ** 31)); i++; break;
       case '--kind':
         if (!KINDS.includes(v as FailureKind)) throw new Error(`--kind: one of ${KINDS.join(', ')}`);
         o.kind = v as FailureKind;

@@ -87,11 +87,13 @@
 
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LAB_SH, REPO_ROOT, VIPR_CLI, onLines } from './lab/common.js';
+import {
+  compileC, LAB_SH, numberArg, onLines, readyLine, REPO_ROOT, VIPR_CLI,
+} from './lab/common.js';
 
 // ---- where things are ---------------------------------------------------------
 
@@ -389,7 +391,7 @@ async function startVipr(lab: Lab, nodeFlags: string[] = []): Promise<Vipr> {
   const child = lab.spawn('router', command);
   const logs: string[] = [];
   const events: ViprEvent[] = [];
-  let ready: (() => void) | undefined;
+  const ready = readyLine(child, (line) => line.includes('"msg":"ready:'), 20_000);
   const onLine = (line: string) => {
     if (logs.length < 2000) logs.push(line);
     if (line.includes('"msg":"event: ')) {
@@ -399,22 +401,12 @@ async function startVipr(lab: Lab, nodeFlags: string[] = []): Promise<Vipr> {
         events.push({ t: performance.now(), msg: line.slice(0, 300) });
       }
     }
-    if (ready && line.includes('"msg":"ready:')) ready();
+    ready.line(line);
   };
   onLines(child.stdout, onLine);
   onLines(child.stderr, onLine);
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ready'>((r) => {
-      ready = () => r('ready');
-      if (logs.some((l) => l.includes('"msg":"ready:'))) r('ready');
-    }),
-    exited(child).then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 20_000))),
-  ]);
-  clearTimeout(t);
-  ready = undefined;
-  if (outcome !== 'ready') {
+  const outcome = await ready.outcome;
+  if (outcome !== 'ok') {
     await stopChild(child, 'SIGKILL', 1000);
     throw new Error(`vipr (${lab.mode}) ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
   }
@@ -756,25 +748,9 @@ function flatOutCommand(ctx: Ctx, size: SizeName): string[] {
   return trafgenCommand(ctx.cfg[size], ctx.lab.mode === 'kernel-rps' ? ['-t', '0'] : []);
 }
 
-let paceBinary: Promise<string> | undefined;
-
 /** Compile bench/lab/pace.c (cc -O2) into the temp dir once; the file name carries the source's hash. */
 function buildPace(): Promise<string> {
-  paceBinary ??= (async () => {
-    const src = readFileSync(PACE_SRC);
-    const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
-    const out = join(tmpdir(), `vipr-bench-pace-${hash}`);
-    if (existsSync(out)) return out;
-    const tmp = `${out}.${process.pid}.tmp`;
-    const r = await run('cc', ['-O2', '-Wall', '-o', tmp, PACE_SRC], 120_000);
-    if (r.code !== 0) {
-      rmSync(tmp, { force: true });
-      throw new Error(`cc -O2 bench/lab/pace.c failed: ${r.stderr.trim()}`);
-    }
-    renameSync(tmp, out);
-    return out;
-  })();
-  return paceBinary;
+  return compileC('bench-pace', 'bench/lab/pace.c', readFileSync(PACE_SRC));
 }
 
 interface PaceReport {
@@ -1796,20 +1772,15 @@ function parseCli(argv: string[]): Options {
     quietThreshold: 10,
   };
   const set = { seconds: false, repeat: false, trialSeconds: false, pingCount: false, profile: false, quietWait: false, calibrate: false };
-  const num = (name: string, v: string | undefined, min: number, max: number): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x < min || x > max) throw new Error(`${name} must be a number in ${min}..${max}`);
-    return x;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
     switch (a) {
-      case '--seconds': o.seconds = num(a, v, 0.5, 600); set.seconds = true; i++; break;
-      case '--repeat': o.repeat = Math.round(num(a, v, 1, 50)); set.repeat = true; i++; break;
-      case '--trial-seconds': o.trialSeconds = num(a, v, 0.5, 60); set.trialSeconds = true; i++; break;
-      case '--ping-count': o.pingCount = Math.round(num(a, v, 10, 100_000)); set.pingCount = true; i++; break;
-      case '--search-steps': o.searchSteps = Math.round(num(a, v, 1, 30)); i++; break;
+      case '--seconds': o.seconds = numberArg(a, v, 0.5, 600); set.seconds = true; i++; break;
+      case '--repeat': o.repeat = Math.round(numberArg(a, v, 1, 50)); set.repeat = true; i++; break;
+      case '--trial-seconds': o.trialSeconds = numberArg(a, v, 0.5, 60); set.trialSeconds = true; i++; break;
+      case '--ping-count': o.pingCount = Math.round(numberArg(a, v, 10, 100_000)); set.pingCount = true; i++; break;
+      case '--search-steps': o.searchSteps = Math.round(numberArg(a, v, 1, 30)); i++; break;
       case '--modes': {
         const ms = (v ?? '').split(',').map((m) => m.trim()).filter(Boolean) as Mode[];
         const bad = ms.filter((m) => !MODES.includes(m));
@@ -1818,8 +1789,8 @@ function parseCli(argv: string[]): Options {
         i++;
         break;
       }
-      case '--quiet-wait': o.quietWait = num(a, v, 0, 3600); set.quietWait = true; i++; break;
-      case '--quiet-threshold': o.quietThreshold = num(a, v, 0, 200); i++; break;
+      case '--quiet-wait': o.quietWait = numberArg(a, v, 0, 3600); set.quietWait = true; i++; break;
+      case '--quiet-threshold': o.quietThreshold = numberArg(a, v, 0, 200); i++; break;
       case '--search-generator':
         if (v !== 'trafgen' && v !== 'pace') throw new Error('--search-generator: trafgen or pace');
         o.searchGenerator = v;

@@ -33,6 +33,7 @@ import ipaddr from 'ipaddr.js';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { LpmTable } from '../src/fib/lpm.js';
+import { mulberry32 } from './random.js';
 
 export type Route = [prefix: number, length: number, nextHop: number];
 
@@ -54,17 +55,6 @@ const BGP_LENGTH_MIX: readonly (readonly [number, number, number])[] = [
   [8, 15, 0.01],
   [25, 32, 0.01],
 ];
-
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const mask = (length: number): number => (length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0);
 const span = (length: number): number => 2 ** (32 - length);

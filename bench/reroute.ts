@@ -54,13 +54,13 @@
 // The measurement itself (measureReroutes) is also used by test/lab/reroute.test.ts.
 
 import { type ChildProcess } from 'node:child_process';
-import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import {
-  benchLabUp, exited, labBenchRefusal, runIfMain, teardownOnExit, onLines, REPO_ROOT, run, sleep, startViprIn, stopChild, VIPR_CLI,
+  benchLabUp, compileC, exited, labBenchRefusal, numberArg, onLines, readyLine, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
   type BenchLab, type ExecResult, type LabNode, type TrialLab,
 } from './lab/common.js';
 
@@ -109,28 +109,10 @@ function cpuTimes(): { busy: number; total: number } {
 
 // ---- the stream generator -------------------------------------------------------
 
-let streamBinary: Promise<string> | undefined;
 
 /** Compile lab/udp-stream.c (cc -O2) into the temp dir once; the file name carries the source's hash. */
 export function buildStream(): Promise<string> {
-  if (!streamBinary) {
-    streamBinary = (async () => {
-      const src = readFileSync(STREAM_SRC);
-      const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
-      const out = join(tmpdir(), `vipr-udp-stream-${hash}`);
-      if (existsSync(out)) return out;
-      const tmp = `${out}.${process.pid}.tmp`;
-      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, STREAM_SRC], 120_000);
-      if (r.code !== 0) {
-        rmSync(tmp, { force: true });
-        throw new Error(`cc -O2 lab/udp-stream.c failed: ${r.stderr.trim() || r.stdout.trim()}`);
-      }
-      renameSync(tmp, out);
-      return out;
-    })();
-    streamBinary.catch(() => (streamBinary = undefined));
-  }
-  return streamBinary;
+  return compileC('udp-stream', 'lab/udp-stream.c', readFileSync(STREAM_SRC));
 }
 
 export interface StreamReport {
@@ -215,23 +197,12 @@ async function startSink(lab: TrialLab, name: Server, runId: number, dir: string
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => (stderr += c));
-  let listening: (() => void) | undefined;
+  const listening = readyLine(child, (line) => line.includes('"listening"'), 15_000);
   onLines(child.stdout, (line) => {
     lines.push(line);
-    if (listening && line.includes('"listening"')) listening();
+    listening.line(line);
   });
-  const end = exited(child);
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ok'>((r) => {
-      listening = () => r('ok');
-      if (lines.some((l) => l.includes('"listening"'))) r('ok');
-    }),
-    end.then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 15_000))),
-  ]);
-  clearTimeout(t);
-  listening = undefined;
+  const outcome = await listening.outcome;
   if (outcome !== 'ok') {
     await stopChild(child, 500);
     throw new Error(`udp-sink in ${name} ${outcome === 'exited' ? 'exited' : 'did not start'}: ${stderr.trim()}`);
@@ -1035,22 +1006,17 @@ function parseCli(argv: string[]): { opts: RerouteOptions; modes: Mode[]; out?: 
   const opts: RerouteOptions = { reroutes: 1000, rate: 20000, intervalMs: 10, warmupMs: 1000, leadMs: 1000, tailMs: 1000, size: 64 };
   let modes: Mode[] = [...MODES];
   let out: string | undefined;
-  const num = (name: string, v: string | undefined, min: number, max: number): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x < min || x > max) throw new Error(`${name} must be a number in ${min}..${max}`);
-    return x;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
     switch (a) {
-      case '--reroutes': opts.reroutes = Math.round(num(a, v, 0, 1e6)); i++; break;
-      case '--rate': opts.rate = num(a, v, 1, 1e7); i++; break;
-      case '--interval': opts.intervalMs = num(a, v, 0, 60_000); i++; break;
-      case '--warmup': opts.warmupMs = num(a, v, 0, 600_000); i++; break;
-      case '--lead': opts.leadMs = num(a, v, 0, 600_000); i++; break;
-      case '--tail': opts.tailMs = num(a, v, 0, 600_000); i++; break;
-      case '--size': opts.size = Math.round(num(a, v, 24, 1472)); i++; break;
+      case '--reroutes': opts.reroutes = Math.round(numberArg(a, v, 0, 1e6)); i++; break;
+      case '--rate': opts.rate = numberArg(a, v, 1, 1e7); i++; break;
+      case '--interval': opts.intervalMs = numberArg(a, v, 0, 60_000); i++; break;
+      case '--warmup': opts.warmupMs = numberArg(a, v, 0, 600_000); i++; break;
+      case '--lead': opts.leadMs = numberArg(a, v, 0, 600_000); i++; break;
+      case '--tail': opts.tailMs = numberArg(a, v, 0, 600_000); i++; break;
+      case '--size': opts.size = Math.round(numberArg(a, v, 24, 1472)); i++; break;
       case '--out': out = v; i++; break;
       case '--health-checks': opts.healthChecks = true; break;
       case '--io':
@@ -1058,7 +1024,7 @@ function parseCli(argv: string[]): { opts: RerouteOptions; modes: Mode[]; out?: 
         opts.io = v;
         i++;
         break;
-      case '--probe': probeSeconds = num(a, v, 0, 600); i++; break;
+      case '--probe': probeSeconds = numberArg(a, v, 0, 600); i++; break;
       case '--modes': {
         modes = (v ?? '').split(',').map((m) => m.trim()).filter(Boolean) as Mode[];
         const bad = modes.filter((m) => !MODES.includes(m));

@@ -3,7 +3,9 @@
 // stopping processes, and labs brought up for a trial and always taken down.
 
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -186,26 +188,16 @@ export async function benchLabUp(prefix: string, upArgs: string[] = []): Promise
 export async function startViprIn(lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined): Promise<{ child: ChildProcess; logs: string[] }> {
   const child = lab.spawn('router', [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
   const logs: string[] = [];
-  let ready: (() => void) | undefined;
+  const ready = readyLine(child, (text) => text.includes('"msg":"ready:'), 20_000);
   const line = (text: string) => {
     if (logs.length < 5000) logs.push(text);
     onLine(text);
-    if (ready && text.includes('"msg":"ready:')) ready();
+    ready.line(text);
   };
   onLines(child.stdout, line);
   onLines(child.stderr, line);
-  let t: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ready'>((r) => {
-      ready = () => r('ready');
-      if (logs.some((l) => l.includes('"msg":"ready:'))) r('ready');
-    }),
-    exited(child).then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 20_000))),
-  ]);
-  clearTimeout(t);
-  ready = undefined;
-  if (outcome !== 'ready') {
+  const outcome = await ready.outcome;
+  if (outcome !== 'ok') {
     await stopChild(child, 1000);
     throw new Error(`vipr ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
   }
@@ -245,4 +237,60 @@ export function runIfMain(moduleUrl: string, name: string, main: () => Promise<n
       process.exit(1);
     },
   );
+}
+
+/** A number from a bench's command line, in min..max; throws naming the flag otherwise. */
+export function numberArg(name: string, value: string | undefined, min: number, max: number): number {
+  const x = Number(value);
+  if (value === undefined || !Number.isFinite(x) || x < min || x > max) throw new Error(`${name} must be a number in ${min}..${max}`);
+  return x;
+}
+
+const compiled = new Map<string, Promise<string>>();
+
+/**
+ * Compiles C source with `cc -O2 -Wall` into the temp dir, once: the binary
+ * (`vipr-NAME-HASH`) carries the source's hash, so later runs reuse it.
+ * `what` names the source in a failure message.
+ */
+export function compileC(name: string, what: string, source: string | Buffer): Promise<string> {
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const out = join(tmpdir(), `vipr-${name}-${hash}`);
+  let binary = compiled.get(out);
+  if (!binary) {
+    binary = (async () => {
+      if (existsSync(out)) return out;
+      const src = `${out}.${process.pid}.c`;
+      const tmp = `${out}.${process.pid}.tmp`;
+      writeFileSync(src, source);
+      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src], 120_000);
+      rmSync(src, { force: true });
+      if (r.code !== 0) {
+        rmSync(tmp, { force: true });
+        throw new Error(`cc -O2 ${what} failed: ${r.stderr.trim() || r.stdout.trim()}`);
+      }
+      renameSync(tmp, out);
+      return out;
+    })();
+    compiled.set(out, binary);
+    binary.catch(() => compiled.delete(out)); // a later call tries again
+  }
+  return binary;
+}
+
+/**
+ * Waits for a child process to say it is ready: `outcome` resolves 'ok' once
+ * `ready` holds for a line the caller passes to `line` (from its own output
+ * handler), 'exited' if the child exits first, 'timeout' after `timeoutMs`.
+ */
+export function readyLine(child: ChildProcess, ready: (line: string) => boolean, timeoutMs: number): {
+  line(text: string): void;
+  outcome: Promise<'ok' | 'exited' | 'timeout'>;
+} {
+  let settle!: (outcome: 'ok' | 'exited' | 'timeout') => void;
+  const outcome = new Promise<'ok' | 'exited' | 'timeout'>((resolve) => (settle = resolve));
+  const timer = setTimeout(() => settle('timeout'), timeoutMs);
+  void exited(child).then(() => settle('exited'));
+  void outcome.then(() => clearTimeout(timer));
+  return { line: (text) => (ready(text) ? settle('ok') : undefined), outcome };
 }

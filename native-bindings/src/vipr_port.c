@@ -191,6 +191,22 @@ static bool get_port(napi_env env, napi_value value, vipr_port **port) {
   return true;
 }
 
+// The arguments of a port method: `argv` gets `count` of them, the first a
+// port handle from open(). False with a JS exception pending (`usage` when too
+// few were passed).
+static bool port_args(napi_env env, napi_callback_info info, napi_value *argv, size_t count, const char *usage, vipr_port **port) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last(env, "napi_get_cb_info");
+    return false;
+  }
+  if (argc < count) {
+    throw_type(env, usage);
+    return false;
+  }
+  return get_port(env, argv[0], port);
+}
+
 static bool get_u32(napi_env env, napi_value value, uint32_t *out, const char *name) {
   if (napi_get_value_uint32(env, value, out) != napi_ok) {
     char message[128];
@@ -839,12 +855,9 @@ fail:
 // ---- rxBurst / txBurst / send / stats ---------------------------------------
 
 static napi_value vipr_port_rx_burst(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8) return throw_type(env, "vipr-native: rxBurst(handle, data, firstSlot, maxFrames, slotSize, lengths, ports, portIndex)");
   vipr_port *p;
-  if (!get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 8, "vipr-native: rxBurst(handle, data, firstSlot, maxFrames, slotSize, lengths, ports, portIndex)", &p)) return NULL;
   uint8_t *data;
   uint16_t *lengths;
   uint8_t *ports;
@@ -870,12 +883,9 @@ static napi_value vipr_port_rx_burst(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vipr_port_tx_burst(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) return throw_type(env, "vipr-native: txBurst(handle, data, slots, count, slotSize, lengths)");
   vipr_port *p;
-  if (!get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 6, "vipr-native: txBurst(handle, data, slots, count, slotSize, lengths)", &p)) return NULL;
   uint8_t *data;
   uint16_t *slots, *lengths;
   size_t data_len, slots_len, lengths_len;
@@ -915,12 +925,9 @@ static napi_value vipr_port_tx_burst(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vipr_port_send(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return throw_type(env, "vipr-native: send(handle, buffer, length)");
   vipr_port *p;
-  if (!get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 3, "vipr-native: send(handle, buffer, length)", &p)) return NULL;
   uint8_t *data;
   size_t data_len;
   uint32_t len;
@@ -951,11 +958,9 @@ static napi_value vipr_port_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vipr_port_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   vipr_port *p;
-  if (argc < 1 || !get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 1, "vipr-native: stats(handle)", &p)) return NULL;
   if (p->closed) return undefined(env);
   // Reading PACKET_STATISTICS resets the kernel's counts: accumulate them here.
   struct tpacket_stats_v3 st = {0};
@@ -1005,11 +1010,9 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
 }
 
 static napi_value vipr_port_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   vipr_port *p;
-  if (argc < 2 || !get_port(env, argv[0], &p)) return argc < 2 ? throw_type(env, "vipr-native: start(handle, callback)") : NULL;
+  if (!port_args(env, info, argv, 2, "vipr-native: start(handle, callback)", &p)) return NULL;
   napi_valuetype type;
   napi_typeof(env, argv[1], &type);
   if (type != napi_function) return throw_type(env, "vipr-native: start: callback must be a function");
@@ -1037,33 +1040,27 @@ static napi_value vipr_port_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value vipr_port_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   vipr_port *p;
-  if (argc < 1 || !get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 1, "vipr-native: stop(handle)", &p)) return NULL;
   if (p->poll_state == POLL_ACTIVE && p->polling) uv_poll_stop(&p->poll);
   p->polling = false;
   return undefined(env);
 }
 
 static napi_value vipr_port_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   vipr_port *p;
-  if (argc < 1 || !get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 1, "vipr-native: close(handle)", &p)) return NULL;
   close_port(env, p);
   return undefined(env);
 }
 
 // A few facts for tests and logs: which ring, how big, fd.
 static napi_value vipr_port_info(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   vipr_port *p;
-  if (argc < 1 || !get_port(env, argv[0], &p)) return NULL;
+  if (!port_args(env, info, argv, 1, "vipr-native: info(handle)", &p)) return NULL;
   napi_value o, v;
   napi_create_object(env, &o);
 #define SET_U32(key, value)                        \

@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  curlFromClient, labConfigPath, labSocketPath, labUp, socatControl, startVipr, viprCtl, waitFor, type Lab, type ViprProcess,
+  closeLabWithVipr, curlFromClient, labSocketPath, labWithVipr, socatControl, startVipr, viprCtl, waitFor, type Lab, type ViprProcess,
 } from './harness.js';
 
 /**
@@ -33,27 +33,12 @@ describe('rerouting through the control socket', () => {
   let socket = '';
 
   beforeAll(async () => {
-    lab = await labUp({ kernelRouter: false });
-    try {
-      original = await readFile(labConfigPath(lab), 'utf8');
-      config = join(dirname(labConfigPath(lab)), 'control-test.yaml');
-      await writeFile(config, original);
-      socket = labSocketPath(lab);
-      vipr = await startVipr(lab, config);
-    } catch (error) {
-      await lab.down();
-      lab = undefined;
-      throw error;
-    }
+    ({ lab, vipr, config } = await labWithVipr('control-test', (text) => (original = text)));
+    socket = labSocketPath(lab);
   });
 
   afterAll(async () => {
-    try {
-      const code = await vipr?.stop();
-      if (vipr) expect(code, `vipr exit code; log tail:\n${vipr.logs.slice(-10).join('\n')}`).toBe(0);
-    } finally {
-      await lab?.down();
-    }
+    await closeLabWithVipr(lab, vipr);
   });
 
   const answeredBy = async (vip: string) => {

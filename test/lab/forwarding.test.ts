@@ -5,11 +5,13 @@
 // server's wire, and finally the daemon's own counters when it stops.
 //
 // Needs the daemon built: npx tsc -p tsconfig.json
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labConfigPath, labUp, startCapture, startVipr, waitFor, type Lab, type ViprProcess } from './harness.js';
+import {
+  closeLabWithVipr, labWithVipr, startCapture, waitFor, withoutChecks, type Lab, type ViprProcess,
+} from './harness.js';
 
 const VIP_OWNER: Array<[string, string]> = [
   ['192.168.1.33', 'web1'],
@@ -34,38 +36,16 @@ type CountersSnapshot = {
 describe.each(['ring', 'pcap'] as const)('vipr forwards the lab network with io: %s (kernel forwarding off)', (backend) => {
   let lab: Lab | undefined;
   let vipr: ViprProcess | undefined;
-  let exitCode: number | undefined;
-
-  /** Stop the daemon once; every later call gets the same exit code. */
-  async function stopVipr(): Promise<number | undefined> {
-    if (vipr && exitCode === undefined) exitCode = await vipr.stop();
-    return exitCode;
-  }
 
   beforeAll(async () => {
-    lab = await labUp({ kernelRouter: false });
-    try {
-      const config = `/run/vipr-lab/${lab.prefix}/vipr-${backend}.yaml`;
-      const text = await readFile(labConfigPath(lab), 'utf8');
-      // Health checks are the failover tests' business: here a check that fails
-      // on a busy machine would move a VIP to its backup in the middle of a count.
-      await writeFile(config, text.replace(/^io: \w+$/m, `io: ${backend}`).replace(/, checks: \[[^\]]*\]/g, ''));
-      vipr = await startVipr(lab, config);
-      expect(vipr.logs.join('\n')).toContain(`"io":"${backend}"`);
-    } catch (error) {
-      await lab.down();
-      lab = undefined;
-      throw error;
-    }
+    // Health checks are the failover tests' business: here a check that fails
+    // on a busy machine would move a VIP to its backup in the middle of a count.
+    ({ lab, vipr } = await labWithVipr(`vipr-${backend}`, (text) => withoutChecks(text.replace(/^io: \w+$/m, `io: ${backend}`))));
+    expect(vipr.logs.join('\n')).toContain(`"io":"${backend}"`);
   });
 
   afterAll(async () => {
-    try {
-      const code = await stopVipr();
-      if (vipr) expect(code, `vipr exit code; log tail:\n${vipr.logs.slice(-10).join('\n')}`).toBe(0);
-    } finally {
-      await lab?.down();
-    }
+    await closeLabWithVipr(lab, vipr);
   });
 
   const client = (cmd: string[], timeoutMs?: number) => lab!.exec('client', cmd, { timeoutMs });
@@ -209,7 +189,7 @@ describe.each(['ring', 'pcap'] as const)('vipr forwards the lab network with io:
   });
 
   it('stops on SIGTERM with exit 0, and its counters show no unexpected drops', async () => {
-    const code = await stopVipr();
+    const code = await vipr!.stop(); // idempotent: afterAll gets the same code
     expect(code, `log tail:\n${vipr!.logs.slice(-10).join('\n')}`).toBe(0);
     const stopped = vipr!.records().filter((r) => r.msg === 'stopped');
     expect(stopped, `log tail:\n${vipr!.logs.slice(-10).join('\n')}`).toHaveLength(1);

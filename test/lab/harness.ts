@@ -7,9 +7,12 @@
 //   const cap = spawnIn(lab, 'router', ['tcpdump', '-ni', 'lan0']);   // killed by lab.down()
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onLines } from '../../bench/lab/common.js';
+import { expect } from 'vitest';
+import { onLines, readyLine } from '../../bench/lab/common.js';
 
 export type LabNodeName = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
 
@@ -292,7 +295,6 @@ export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  let onReady: (() => void) | undefined;
   const isReady = (line: string): boolean => {
     try {
       const msg = (JSON.parse(line) as { msg?: unknown }).msg;
@@ -301,9 +303,10 @@ export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab
       return false;
     }
   };
+  const ready = readyLine(child, isReady, readyTimeoutMs);
   const onLine = (line: string) => {
     logs.push(line);
-    if (onReady && isReady(line)) onReady();
+    ready.line(line);
   };
   onLines(child.stdout, onLine);
   onLines(child.stderr, onLine);
@@ -362,21 +365,44 @@ export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab
     exited,
   };
 
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'ready'>((resolve) => {
-      onReady = () => resolve('ready');
-      if (logs.some(isReady)) resolve('ready');
-    }),
-    exited.then(() => 'exited' as const),
-    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), readyTimeoutMs))),
-  ]);
-  clearTimeout(timer);
-  onReady = undefined;
-  if (outcome === 'ready') return vipr;
+  const outcome = await ready.outcome;
+  if (outcome === 'ok') return vipr;
   const code = await stop(1000);
   const why = outcome === 'exited' ? `exited with ${code} before ready` : `not ready after ${readyTimeoutMs} ms`;
   throw new Error(`vipr ${why}; log tail:\n${tail(logs)}`);
+}
+
+/** The lab's config with every server's health checks taken out: where a check failing on a busy machine would move a VIP in the middle of a count. */
+export function withoutChecks(config: string): string {
+  return config.replace(/, checks: \[[^\]]*\]/g, '');
+}
+
+/**
+ * A fresh lab with vipr running on a variant of the lab's config: `edit` gets
+ * the config lab.sh wrote and returns the one to run, saved beside it as
+ * NAME.yaml. If vipr does not start, the lab is taken down before the error
+ * is thrown. End it with closeLabWithVipr.
+ */
+export async function labWithVipr(name: string, edit: (config: string) => string = (config) => config): Promise<{ lab: Lab; vipr: ViprProcess; config: string }> {
+  const lab = await labUp({ kernelRouter: false });
+  try {
+    const config = join(dirname(labConfigPath(lab)), `${name}.yaml`);
+    await writeFile(config, edit(await readFile(labConfigPath(lab), 'utf8')));
+    return { lab, vipr: await startVipr(lab, config), config };
+  } catch (error) {
+    await lab.down();
+    throw error;
+  }
+}
+
+/** Stops vipr, which must exit 0 (the log tail says why not), and takes the lab down whatever happens. */
+export async function closeLabWithVipr(lab: Lab | undefined, vipr: ViprProcess | undefined): Promise<void> {
+  try {
+    const code = await vipr?.stop();
+    if (vipr) expect(code, `vipr exit code; log tail:\n${vipr.logs.slice(-10).join('\n')}`).toBe(0);
+  } finally {
+    await lab?.down();
+  }
 }
 
 export interface Capture {
@@ -399,7 +425,7 @@ export async function startCapture(lab: Lab, node: LabNodeName, args: string[], 
   const child = spawnIn(lab, node, ['tcpdump', '-l', '--immediate-mode', '-n', ...args]);
   const packets: string[] = [];
   let stderr = '';
-  let listening: (() => void) | undefined;
+  const listening = readyLine(child, (text) => text.includes('listening on'), readyTimeoutMs);
   onLines(child.stdout, (line) => {
     if (/^\s/.test(line) && packets.length > 0) packets[packets.length - 1] += ' ' + line.trim();
     else if (line.trim()) packets.push(line);
@@ -407,21 +433,12 @@ export async function startCapture(lab: Lab, node: LabNodeName, args: string[], 
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
     stderr += chunk;
-    if (listening && stderr.includes('listening on')) listening();
+    listening.line(stderr); // tcpdump's "listening on" line may come in pieces
   });
   const exited = exitOf(child);
 
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    new Promise<'listening'>((resolve) => {
-      listening = () => resolve('listening');
-    }),
-    exited.then(() => 'exited' as const),
-    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), readyTimeoutMs))),
-  ]);
-  clearTimeout(timer);
-  listening = undefined;
-  if (outcome !== 'listening') {
+  const outcome = await listening.outcome;
+  if (outcome !== 'ok') {
     try {
       child.kill('SIGKILL');
     } catch {

@@ -8,13 +8,12 @@
 // Needs the daemon built: npx tsc -p tsconfig.json
 
 import { randomInt } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DROP_NAMES, ICMP_COUNTER_NAMES, PORT_COUNTER_NAMES, PUNT_NAMES } from '../../src/dataplane/counters.js';
 import {
-  curlFromClient, labConfigPath, labSocketPath, labUp, REPO_ROOT, spawnIn, startVipr, viprCtl, waitFor, type Lab, type ViprProcess,
+  closeLabWithVipr, curlFromClient, labSocketPath, labWithVipr, REPO_ROOT, spawnIn, viprCtl, waitFor, type Lab, type ViprProcess,
 } from './harness.js';
+import { parseExposition, sampleValue as value } from '../exposition.js';
 
 const VIPS = ['192.168.1.33', '192.168.1.65', '192.168.1.97', '192.168.1.129'];
 
@@ -25,24 +24,6 @@ interface StatsJson {
   icmp: Record<string, number>;
   ports: Record<string, Record<string, number>>;
   backend: Record<string, Record<string, number>>;
-}
-
-/** Samples of a scrape, by `name{label="value",...}` with the labels sorted. */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not an exposition line: ${line}`);
-    const labels = match[2] ? [...match[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => `${m[1]}="${m[2]}"`).sort() : [];
-    samples.set(labels.length ? `${match[1]}{${labels.join(',')}}` : match[1], Number(match[3]));
-  }
-  return samples;
-}
-
-function key(name: string, labels: Record<string, string> = {}): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort();
-  return parts.length ? `${name}{${parts.join(',')}}` : name;
 }
 
 /**
@@ -63,29 +44,14 @@ describe('observing vipr: metrics, status and top', () => {
   let socket = '';
 
   beforeAll(async () => {
-    lab = await labUp({ kernelRouter: false });
-    try {
-      // The namespace is new: no port in it is taken, any one will do.
-      port = randomInt(20_000, 40_000);
-      const config = join(dirname(labConfigPath(lab)), 'observe-test.yaml');
-      const original = await readFile(labConfigPath(lab), 'utf8');
-      await writeFile(config, `${calmChecks(original)}\nmetrics:\n  listen: "127.0.0.1:${port}"\n`);
-      socket = labSocketPath(lab);
-      vipr = await startVipr(lab, config);
-    } catch (error) {
-      await lab.down();
-      lab = undefined;
-      throw error;
-    }
+    // The namespace is new: no port in it is taken, any one will do.
+    port = randomInt(20_000, 40_000);
+    ({ lab, vipr } = await labWithVipr('observe-test', (text) => `${calmChecks(text)}\nmetrics:\n  listen: "127.0.0.1:${port}"\n`));
+    socket = labSocketPath(lab);
   });
 
   afterAll(async () => {
-    try {
-      const code = await vipr?.stop();
-      if (vipr) expect(code, `vipr exit code; log tail:\n${vipr.logs.slice(-10).join('\n')}`).toBe(0);
-    } finally {
-      await lab?.down();
-    }
+    await closeLabWithVipr(lab, vipr);
   });
 
   const ctl = (...args: string[]) => viprCtl(lab!, args);
@@ -93,11 +59,6 @@ describe('observing vipr: metrics, status and top', () => {
     const r = await lab!.exec('router', ['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${port}/metrics`]);
     expect(r.code, `curl metrics: ${r.stderr}`).toBe(0);
     return parseExposition(r.stdout);
-  };
-  const value = (samples: Map<string, number>, name: string, labels: Record<string, string> = {}) => {
-    const k = key(name, labels);
-    expect(samples.has(k), `scrape has ${k}`).toBe(true);
-    return samples.get(k)!;
   };
   const stats = async (): Promise<StatsJson> => {
     const r = await ctl('--json', 'stats');

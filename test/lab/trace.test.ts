@@ -8,12 +8,12 @@
 // middle of the test.
 // Needs the daemon built: npx tsc -p tsconfig.json
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePcapng } from '../pcapng.js';
 import {
-  curlFromClient, labConfigPath, labUp, startVipr, viprCtl, waitFor, type Lab, type ViprProcess,
+  closeLabWithVipr, curlFromClient, labConfigPath, labWithVipr, viprCtl, waitFor, withoutChecks, type Lab, type ViprProcess,
 } from './harness.js';
 
 describe('vipr ctl trace', () => {
@@ -22,27 +22,12 @@ describe('vipr ctl trace', () => {
   let dir = '';
 
   beforeAll(async () => {
-    lab = await labUp({ kernelRouter: false });
-    try {
-      dir = dirname(labConfigPath(lab));
-      const config = (await readFile(labConfigPath(lab), 'utf8')).replace(/, checks: \[[^\]]*\]/g, '');
-      const path = join(dir, 'trace-test.yaml');
-      await writeFile(path, config);
-      vipr = await startVipr(lab, path);
-    } catch (error) {
-      await lab.down();
-      lab = undefined;
-      throw error;
-    }
+    ({ lab, vipr } = await labWithVipr('trace-test', withoutChecks));
+    dir = dirname(labConfigPath(lab));
   });
 
   afterAll(async () => {
-    try {
-      const code = await vipr?.stop();
-      if (vipr) expect(code, `vipr exit code; log tail:\n${vipr.logs.slice(-10).join('\n')}`).toBe(0);
-    } finally {
-      await lab?.down();
-    }
+    await closeLabWithVipr(lab, vipr);
   });
 
   /** Resolves once the daemon has logged that the trace to `file` started (from then on every batch is traced). */

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { LpmTable, NO_ROUTE, MAX_NEXT_HOP } from '../../src/fib/lpm.js';
+import { mulberry32 } from '../../bench/random.js';
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -17,17 +18,6 @@ function ip(text: string): number {
 function cidr(text: string): [number, number] {
   const [address, length] = text.split('/');
   return [ip(address), Number(length)];
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // The model: a plain list of routes (plus an index so replace and delete

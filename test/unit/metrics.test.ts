@@ -28,6 +28,7 @@ import { HealthMonitor } from '../../src/health/monitor.js';
 import { ipv4Frame } from '../../src/packet/builder.js';
 import { parseAddress } from '../../src/util/ipv4.js';
 import { articleRouter, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { parseExposition, sampleKey, sampleValue as value } from '../exposition.js';
 
 const server = (name: string, address: string) => ({ name, address: parseAddress(address), checks: [] }) as ServerConfig;
 const SERVERS: ServerConfig[] = [server('web1', '192.168.1.2'), server('web2', '192.168.1.3'), server('web3', '192.168.1.4'), server('web4', '192.168.1.5')];
@@ -73,37 +74,11 @@ async function rig(): Promise<Rig> {
   return { article, service, socket, metrics };
 }
 
-/** Every sample of a scrape by `name{label="value",...}` with the labels sorted, and the values as numbers. */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not an exposition line: ${line}`);
-    const labels = match[2] ? [...match[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => `${m[1]}="${m[2]}"`).sort() : [];
-    samples.set(labels.length ? `${match[1]}{${labels.join(',')}}` : match[1], Number(match[3]));
-  }
-  return samples;
-}
-
-/** The sample's key as parseExposition writes it. */
-function key(name: string, labels: Record<string, string> = {}): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort();
-  return parts.length ? `${name}{${parts.join(',')}}` : name;
-}
-
 async function scrape(metrics: MetricsServer): Promise<Map<string, number>> {
   const response = await fetch(metrics.url);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseExposition(await response.text());
-}
-
-/** The value of one sample; fails the test, naming the sample, when the scrape has no such series. */
-function value(samples: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
-  const k = key(name, labels);
-  expect(samples.has(k), `scrape has ${k}`).toBe(true);
-  return samples.get(k)!;
 }
 
 const fromClient = (dst: string, extra: Partial<Parameters<typeof ipv4Frame>[0]> = {}) =>
@@ -157,7 +132,7 @@ describe('metrics: what the data plane counted, scraped over HTTP', () => {
 
     for (const traffic of TRAFFIC) {
       for (const [name, labels] of traffic.expect) {
-        expect(value(after, name, labels) - value(before, name, labels), `${traffic.description}: ${key(name, labels)}`).toBe(traffic.count);
+        expect(value(after, name, labels) - value(before, name, labels), `${traffic.description}: ${sampleKey(name, labels)}`).toBe(traffic.count);
       }
     }
     // Every counter of the data plane, series by series, is exactly what it holds now.

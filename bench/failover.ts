@@ -82,7 +82,7 @@ import {
   type StreamReport,
 } from './reroute.js';
 import {
-  benchLabUp, compileC, labBenchRefusal, labFor, numberArg, onLines, readyLine, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
+  benchLabUp, compileC, listeningChild, stdoutClosed, labBenchRefusal, labFor, numberArg, onLines, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
   type ExecResult, type TrialLab,
 } from './lab/common.js';
 
@@ -109,10 +109,6 @@ const CLOCK_SLACK_MS = 5;
 /** CLOCK_MONOTONIC in ms: the clock of the sender's stamps and the sinks' (process.hrtime is CLOCK_MONOTONIC). */
 export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** Wait until the child's stdout has ended (its last lines are in), at most `ms`. */
-function stdoutClosed(child: ChildProcess, ms = 1000): Promise<unknown> {
-  return Promise.race([new Promise((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', r) : r(undefined))), sleep(ms)]);
-}
 
 /** Temp dirs of trials in progress: removed when a trial ends, or on exit if it never does. */
 const tempDirs = new Set<string>();
@@ -318,20 +314,7 @@ function readFloat64(file: string, scale: number): Float64Array {
 async function startSink(lab: TrialLab, name: 'web1' | 'web2', runId: number, dir: string): Promise<Sink> {
   const out = join(dir, name);
   const child = lab.spawn(name, [await buildSink(), VIP, String(PORT), String(runId), out]);
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (c: string) => (stderr += c));
-  const listening = readyLine(child, (line) => line.includes('"listening"'), 15_000);
-  onLines(child.stdout, (line) => {
-    lines.push(line);
-    listening.line(line);
-  });
-  const outcome = await listening.outcome;
-  if (outcome !== 'ok') {
-    await stopChild(child, 500);
-    throw new Error(`failover sink in ${name} ${outcome === 'exited' ? 'exited' : 'did not start'}: ${stderr.trim()}`);
-  }
+  const { lines, stderr } = await listeningChild(child, `failover sink in ${name}`);
   // The sinks are the instrument: at SCHED_FIFO 10 (below vipr's 20 and the
   // generator's 50) a busy machine cannot starve them until their socket
   // buffer overflows, which would count as packets lost.
@@ -346,7 +329,7 @@ async function startSink(lab: TrialLab, name: 'web1' | 'web2', runId: number, di
       await stopChild(child, 5000);
       await stdoutClosed(child);
       const line = lines.find((l) => l.includes('"summary"'));
-      if (!line) throw new Error(`failover sink in ${name} wrote no summary; stderr: ${stderr.trim()}`);
+      if (!line) throw new Error(`failover sink in ${name} wrote no summary; stderr: ${stderr().trim()}`);
       const s = JSON.parse(line) as { received: number; foreign: number; socketDrops: number | null };
       return {
         name,

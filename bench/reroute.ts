@@ -60,7 +60,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import {
-  benchLabUp, compileC, exited, labBenchRefusal, numberArg, onLines, readyLine, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
+  benchLabUp, compileC, listeningChild, stdoutClosed, exited, labBenchRefusal, numberArg, onLines, REPO_ROOT, run, runIfMain, sleep, startViprIn, stopChild, teardownOnExit, VIPR_CLI,
   type BenchLab, type ExecResult, type LabNode, type TrialLab,
 } from './lab/common.js';
 
@@ -193,20 +193,7 @@ interface Sink {
 async function startSink(lab: TrialLab, name: Server, runId: number, dir: string): Promise<Sink> {
   const dump = join(dir, `${name}.seq`);
   const child = lab.spawn(name, [process.execPath, SINK, '--bind', VIP, '--port', String(PORT), '--run-id', String(runId), '--name', name, '--dump', dump]);
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (c: string) => (stderr += c));
-  const listening = readyLine(child, (line) => line.includes('"listening"'), 15_000);
-  onLines(child.stdout, (line) => {
-    lines.push(line);
-    listening.line(line);
-  });
-  const outcome = await listening.outcome;
-  if (outcome !== 'ok') {
-    await stopChild(child, 500);
-    throw new Error(`udp-sink in ${name} ${outcome === 'exited' ? 'exited' : 'did not start'}: ${stderr.trim()}`);
-  }
+  const { lines, stderr } = await listeningChild(child, `udp-sink in ${name}`);
   // The receiver must not be what loses packets: its event loop at SCHED_FIFO 10
   // (below vipr-rt's 20 and the generator's 50), so other work on a busy machine
   // cannot keep it from reading its socket (what is lost there anyway shows as
@@ -219,9 +206,9 @@ async function startSink(lab: TrialLab, name: Server, runId: number, dir: string
     stop: async () => {
       // a busy machine may take a while to schedule it: it has to write its files
       await stopChild(child, 15_000);
-      await Promise.race([new Promise((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', r) : r(undefined))), sleep(2000)]);
+      await stdoutClosed(child, 2000);
       const line = lines.find((l) => l.includes('"summary"'));
-      if (!line) throw new Error(`udp-sink in ${name} wrote no summary (exit ${child.exitCode ?? child.signalCode}); stderr: ${stderr.trim()}`);
+      if (!line) throw new Error(`udp-sink in ${name} wrote no summary (exit ${child.exitCode ?? child.signalCode}); stderr: ${stderr().trim()}`);
       try {
         return JSON.parse(line) as SinkSummary;
       } catch (error) {

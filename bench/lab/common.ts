@@ -294,3 +294,31 @@ export function readyLine(child: ChildProcess, ready: (line: string) => boolean,
   void outcome.then(() => clearTimeout(timer));
   return { line: (text) => (ready(text) ? settle('ok') : undefined), outcome };
 }
+
+/** Wait until the child's stdout has ended (its last lines are in), at most `ms`. */
+export function stdoutClosed(child: ChildProcess, ms = 1000): Promise<unknown> {
+  return Promise.race([new Promise((r) => (child.stdout && !child.stdout.readableEnded ? child.stdout.once('close', r) : r(undefined))), sleep(ms)]);
+}
+
+/**
+ * Waits (15 s at most) for a receiver started by a bench to print a line with
+ * `"listening"`; keeps every stdout line in `lines` and stderr in `stderr()`.
+ * If it exits or stays silent, stops it and throws with `what` and its stderr.
+ */
+export async function listeningChild(child: ChildProcess, what: string): Promise<{ lines: string[]; stderr: () => string }> {
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (c: string) => (stderr += c));
+  const listening = readyLine(child, (line) => line.includes('"listening"'), 15_000);
+  onLines(child.stdout, (line) => {
+    lines.push(line);
+    listening.line(line);
+  });
+  const outcome = await listening.outcome;
+  if (outcome !== 'ok') {
+    await stopChild(child, 500);
+    throw new Error(`${what} ${outcome === 'exited' ? 'exited' : 'did not start'}: ${stderr.trim()}`);
+  }
+  return { lines, stderr: () => stderr };
+}

@@ -233,49 +233,46 @@ static bool get_array(napi_env env, napi_value value, napi_typedarray_type want,
   return false;
 }
 
+// An optional option: false (and *value untouched) when absent or undefined.
+static bool option_value(napi_env env, napi_value options, const char *key, napi_value *value) {
+  bool has = false;
+  if (napi_has_named_property(env, options, key, &has) != napi_ok || !has) return false;
+  napi_value v;
+  napi_valuetype type;
+  if (napi_get_named_property(env, options, key, &v) != napi_ok || napi_typeof(env, v, &type) != napi_ok || type == napi_undefined) return false;
+  *value = v;
+  return true;
+}
+
+static bool throw_option(napi_env env, const char *key, const char *what) {
+  char message[96];
+  snprintf(message, sizeof message, "vipr-native: options.%s must be %s", key, what);
+  throw_type(env, message);
+  return false;
+}
+
 // Reads an optional numeric option; absent or undefined leaves *out unchanged.
 static bool option_u32(napi_env env, napi_value options, const char *key, uint32_t *out) {
-  bool has = false;
-  if (napi_has_named_property(env, options, key, &has) != napi_ok || !has) return true;
   napi_value v;
-  napi_get_named_property(env, options, key, &v);
-  napi_valuetype type;
-  napi_typeof(env, v, &type);
-  if (type == napi_undefined) return true;
+  if (!option_value(env, options, key, &v)) return true;
   char name[64];
   snprintf(name, sizeof name, "options.%s", key);
   return get_u32(env, v, out, name);
 }
 
 static bool option_bool(napi_env env, napi_value options, const char *key, bool *out) {
-  bool has = false;
-  if (napi_has_named_property(env, options, key, &has) != napi_ok || !has) return true;
   napi_value v;
-  napi_get_named_property(env, options, key, &v);
-  napi_valuetype type;
-  napi_typeof(env, v, &type);
-  if (type == napi_undefined) return true;
-  return napi_get_value_bool(env, v, out) == napi_ok;
+  if (!option_value(env, options, key, &v)) return true;
+  return napi_get_value_bool(env, v, out) == napi_ok || throw_option(env, key, "a boolean");
 }
 
 // Reads an optional string option into buf ("" when absent).
 static bool option_string(napi_env env, napi_value options, const char *key, char *buf, size_t size) {
   buf[0] = 0;
-  bool has = false;
-  if (napi_has_named_property(env, options, key, &has) != napi_ok || !has) return true;
   napi_value v;
-  napi_get_named_property(env, options, key, &v);
-  napi_valuetype type;
-  napi_typeof(env, v, &type);
-  if (type == napi_undefined) return true;
+  if (!option_value(env, options, key, &v)) return true;
   size_t len;
-  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
-    char message[96];
-    snprintf(message, sizeof message, "vipr-native: options.%s must be a string", key);
-    throw_type(env, message);
-    return false;
-  }
-  return true;
+  return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok || throw_option(env, key, "a string");
 }
 
 // ---- checksums --------------------------------------------------------------

@@ -1,207 +1,25 @@
 // The control socket end to end, without namespaces: a real ControlServer on
 // a Unix socket in a temp dir, the real ControlService, the article's router
-// in memory (MemoryPorts) and a StateStore in the same temp dir. Every change
-// is checked where it matters: the live FIB, the frames the data plane sends,
-// and the state file.
+// in memory (MemoryPorts) and a StateStore in the same temp dir (test/control-rig.ts).
+// Every change is checked where it matters: the live FIB, the frames the data
+// plane sends, and the state file.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createConnection, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerConfig } from '../../src/config/types.js';
+import { describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/control/client.js';
 import { MAX_LINE } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
-import { ControlService, type ControlContext } from '../../src/control/service.js';
+import { ControlService } from '../../src/control/service.js';
 import { StateStore } from '../../src/control/state-store.js';
-import type { Router } from '../../src/daemon/router.js';
-import { NH_BLACKHOLE, NH_UNREACHABLE } from '../../src/fib/nexthop.js';
-import type { CheckContext } from '../../src/health/checks.js';
-import { EventBus } from '../../src/health/events.js';
-import { Failover } from '../../src/health/failover.js';
-import { HealthMonitor } from '../../src/health/monitor.js';
-import { ipv4Frame } from '../../src/packet/builder.js';
 import { formatAddress, formatPrefix, parseAddress } from '../../src/util/ipv4.js';
-import { ARTICLE_ROUTES, articleRouter, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
-
-const server = (name: string, address: string) => ({ name, address: parseAddress(address), checks: [] }) as ServerConfig;
-const SERVERS: ServerConfig[] = [server('web1', '192.168.1.2'), server('web2', '192.168.1.3'), server('web3', '192.168.1.4'), server('web4', '192.168.1.5')];
-const ADDRESS_OF: Record<string, string> = { web1: '192.168.1.2', web2: '192.168.1.3', web3: '192.168.1.4', web4: '192.168.1.5' };
-
-// ---- a control plane around the article's router --------------------------
-
-interface Rig {
-  dir: string;
-  socket: string;
-  stateFile: string;
-  article: ArticleRouter;
-  router: Router;
-  server: ControlServer;
-  service: ControlService;
-  /** Every log line (pino JSON) the server and service wrote. */
-  logs: string[];
-}
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vipr-control-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function captureLogger(logs: string[]): Logger {
-  return pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
-}
-
-const HEALTH = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto' as const, notifyTimeoutMs: 10_000 };
-
-/**
- * What the daemon hands the service, minus the config file: the servers have
- * no health checks (always up) and the monitor is never started.
- */
-function controlContext(router: Router, store: StateStore, log: Logger): ControlContext {
-  const events = new EventBus(log);
-  const monitor = new HealthMonitor(HEALTH, { arp: router.resolver, icmp: undefined } as unknown as CheckContext);
-  monitor.configure(SERVERS);
-  const failover = new Failover(router.rib, monitor, events, HEALTH);
-  return { router, monitor, failover, events, store, log, servers: () => SERVERS, reload: async () => 'reloaded (test)', startedAt: Date.now() };
-}
-
-async function rig(options: { stateFile?: (dir: string) => string; idleTimeoutMs?: number } = {}): Promise<Rig> {
-  const dir = await tempDir();
-  const socket = join(dir, 'vipr.sock');
-  const stateFile = options.stateFile ? options.stateFile(dir) : join(dir, 'state.json');
-  const article = articleRouter();
-  article.resolveAll();
-  const logs: string[] = [];
-  const log = captureLogger(logs);
-  const service = new ControlService(controlContext(article.router, new StateStore(stateFile), log));
-  const server = new ControlServer({ socket, mode: '0660' }, service, log, { idleTimeoutMs: options.idleTimeoutMs });
-  await server.start();
-  cleanups.push(() => server.stop());
-  return { dir, socket, stateFile, article, router: article.router, server, service, logs };
-}
-
-async function client(r: Rig): Promise<ControlClient> {
-  const c = await ControlClient.connect(r.socket);
-  cleanups.push(async () => c.close());
-  return c;
-}
-
-/** The gateway the live FIB sends `address` to, or the special next hop's name. */
-function fibTarget(router: Router, address: string): string {
-  const nextHop = router.tables.fib.lookup(parseAddress(address));
-  if (nextHop === NH_UNREACHABLE) return 'unreachable';
-  if (nextHop === NH_BLACKHOLE) return 'blackhole';
-  return formatAddress(router.tables.nextHops.gateway[nextHop]);
-}
-
-/** Sends one frame from the client to `dst` through the data plane; the destination MAC of what leaves lan0. */
-function forwardedTo(article: ArticleRouter, dst: string): string | undefined {
-  article.lan0.take();
-  article.receive(UP0, ipv4Frame({ dstMac: MAC.up0, srcMac: MAC.client, src: '10.0.0.2', dst, ttl: 64 }));
-  const out = article.lan0.take();
-  if (out.length === 0) return undefined;
-  return [...out[0].subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-/** A route as a line of text, for comparing two RIBs. */
-const routeRows = (router: Router) =>
-  router.rib.routes().map((r) => `${formatPrefix(r.prefix)} ${r.type} ${r.via.map((v) => formatAddress(v.address)).join(',')} ${r.source}`);
-
-const readState = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as { version: number; routes: unknown[] };
-
-// ---- a raw connection, for what the client library would never send -------
-
-class Wire {
-  private text = '';
-  private waiters: (() => void)[] = [];
-  closed = false;
-  readonly done: Promise<void>;
-
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.text += chunk;
-      this.wake();
-    });
-    this.done = new Promise((resolve) => socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-      resolve();
-    }));
-    socket.on('error', () => undefined);
-  }
-
-  static connect(path: string): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = createConnection(path);
-      socket.once('connect', () => {
-        const wire = new Wire(socket);
-        cleanups.push(async () => void socket.destroy());
-        resolve(wire);
-      });
-      socket.once('error', reject);
-    });
-  }
-
-  private wake() {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
-
-  send(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  /** The next reply: its lines up to and including the `ok` or `error ...` line. */
-  async reply(timeoutMs = 3000): Promise<string[]> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const lines = this.text.split('\n');
-      const status = lines.findIndex((l, i) => i < lines.length - 1 && (l === 'ok' || l.startsWith('error ')));
-      if (status >= 0) {
-        const reply = lines.slice(0, status + 1);
-        this.text = lines.slice(status + 1).join('\n');
-        return reply;
-      }
-      if (this.closed) throw new Error(`connection closed; unanswered text: ${JSON.stringify(this.text.slice(0, 200))}`);
-      if (Date.now() > end) throw new Error(`no reply within ${timeoutMs} ms; have ${JSON.stringify(this.text.slice(0, 200))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 50);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** The next line (JSON replies are one line). */
-  async line(timeoutMs = 3000): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    while (!this.text.includes('\n')) {
-      if (this.closed || Date.now() > end) throw new Error(`no line; have ${JSON.stringify(this.text.slice(0, 200))}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const at = this.text.indexOf('\n');
-    const line = this.text.slice(0, at);
-    this.text = this.text.slice(at + 1);
-    return line;
-  }
-
-  /** Everything received and not yet taken. */
-  rest(): string {
-    return this.text;
-  }
-}
+import { ARTICLE_ROUTES, articleRouter, MAC } from '../../bench/article-router.js';
+import {
+  ADDRESS_OF, captureLogger, cleanups, client, controlContext, fibTarget, forwardedTo, readState, rig, routeRows, tempDir, Wire,
+} from '../control-rig.js';
 
 // ---- tests -----------------------------------------------------------------
 
@@ -504,7 +322,7 @@ describe('control socket: bad requests are answered, nothing changes', () => {
   });
 
   it('a client that connects and never sends is told so and disconnected', async () => {
-    const r = await rig({ idleTimeoutMs: 300 });
+    const r = await rig({ server: { idleTimeoutMs: 300 } });
     const wire = await Wire.connect(r.socket);
     const started = Date.now();
     await wire.done;

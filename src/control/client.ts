@@ -19,7 +19,8 @@ export interface JsonAnswer {
 }
 
 export class ControlClient {
-  private buffer = '';
+  /** The start of a line whose end has not arrived yet, in pieces (a JSON reply can be one line of many MB). */
+  private partial: string[] = [];
   private readonly waiting: ((line: string | null) => void)[] = [];
   private readonly lines: string[] = [];
   private closed = false;
@@ -28,15 +29,17 @@ export class ControlClient {
   private constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      let at: number;
-      while ((at = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, at);
-        this.buffer = this.buffer.slice(at + 1);
+      let start = 0;
+      for (let at = chunk.indexOf('\n'); at >= 0; at = chunk.indexOf('\n', start)) {
+        const piece = chunk.slice(start, at);
+        start = at + 1;
+        const line = this.partial.length > 0 ? this.partial.join('') + piece : piece;
+        this.partial = [];
         const waiter = this.waiting.shift();
         if (waiter) waiter(line);
         else this.lines.push(line);
       }
+      if (start < chunk.length) this.partial.push(chunk.slice(start));
     });
     const end = () => {
       this.closed = true;

@@ -1,13 +1,18 @@
 // The control socket: a Unix stream socket speaking the line protocol of
-// protocol.ts. Defensive by construction: every client is bounded in line
-// length, idle time, unread output and number, so a broken or hostile client
-// is answered or dropped and never disturbs the daemon or the data plane.
+// protocol.ts. Defensive by construction: who may connect is decided in one
+// place (client-slots.ts), and each connection is bounded in line length,
+// queued requests, unread output and idle time (connection.ts), so a broken
+// or hostile client is answered or dropped and never disturbs the daemon or
+// the data plane.
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmod, chown, lstat, mkdir, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ControlConfig } from '../config/types.js';
+import { ClientSlots, EVICT_IDLE_AFTER_MS, MAX_COMMAND_CLIENTS, MAX_FOLLOWERS } from './client-slots.js';
+import { Connection, OVERLONG } from './connection.js';
 import { parseRequest, type Request } from './grammar.js';
 import {
   ControlError, formatJsonReply, formatTextError, formatTextOk, MAX_LINE, type Reply,
@@ -16,12 +21,12 @@ import type { ControlService, Session } from './service.js';
 import { INVALID_COMMAND } from './command-counts.js';
 import type { ViprEvent } from '../health/events.js';
 
-/** A client silent this long is told so and disconnected. */
+export { MAX_COMMAND_CLIENTS, MAX_FOLLOWERS } from './client-slots.js';
+
+/** A client silent this long (no request, or not taking its replies) is told so and disconnected. */
 export const IDLE_TIMEOUT_MS = 60_000;
-/** More clients than this at once are refused: a hundred scripts plus room for the operator. */
-export const MAX_CLIENTS = 256;
-/** A client that stops reading is dropped once this much output waits for it. */
-const MAX_PENDING_OUTPUT = 1 << 20;
+/** Refusals and evictions are logged at most this often, with counts: a flood must not flood the journal too. */
+const FULL_REPORT_INTERVAL_MS = 10_000;
 
 export class ControlServerError extends Error {
   readonly code = 'ECONTROL';
@@ -33,12 +38,16 @@ export class ControlSocketInUseError extends ControlServerError {}
 export interface ControlServerOptions {
   /** Idle limit per client; IDLE_TIMEOUT_MS unless a test wants it short. */
   idleTimeoutMs?: number;
+  /** How long a command connection must have been idle before a newcomer may take its slot; EVICT_IDLE_AFTER_MS by default. */
+  evictIdleAfterMs?: number;
 }
 
 export class ControlServer {
   private server: Server | undefined;
-  private readonly clients = new Set<Socket>();
+  private readonly slots: ClientSlots<Connection>;
   private readonly idleTimeoutMs: number;
+  /** Refused and evicted since the last report (see FULL_REPORT_INTERVAL_MS). */
+  private full = { refused: 0, evicted: 0, reportedAt: -Infinity };
 
   constructor(
     private readonly config: ControlConfig,
@@ -47,6 +56,9 @@ export class ControlServer {
     options: ControlServerOptions = {},
   ) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.slots = new ClientSlots({
+      commands: MAX_COMMAND_CLIENTS, followers: MAX_FOLLOWERS, evictIdleAfterMs: options.evictIdleAfterMs ?? EVICT_IDLE_AFTER_MS,
+    });
   }
 
   get path(): string {
@@ -80,7 +92,7 @@ export class ControlServer {
 
   async stop(): Promise<void> {
     await this.service.close(); // a running trace writes out and closes its file first
-    for (const socket of this.clients) socket.destroy();
+    for (const connection of this.slots.all()) connection.socket.destroy();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -112,108 +124,61 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    if (this.clients.size >= MAX_CLIENTS) {
-      socket.end(formatTextError(new ControlError('EBUSY', `too many control clients (${MAX_CLIENTS}); try again`)));
+    const connection = new Connection(socket, this.idleTimeoutMs, this.log);
+    const now = performance.now();
+    const admission = this.slots.admit(connection, now);
+    if (!admission.admitted) {
+      connection.close(formatTextError(new ControlError('EBUSY', `too many control clients (${MAX_COMMAND_CLIENTS}); try again`)));
+      this.reportFull('refused', now);
       return;
     }
-    this.clients.add(socket);
-    const hangup = new AbortController();
-    const session: Session = {
-      transaction: null,
-      closed: hangup.signal,
-      holdOpen: () => {
-        socket.setTimeout(0);
-        return () => {
-          if (!socket.destroyed) socket.setTimeout(this.idleTimeoutMs);
-        };
-      },
-    };
-    let buffered: Buffer[] = [];
-    let bufferedBytes = 0;
-    let discarding = false;
-    let chain: Promise<void> = Promise.resolve();
+    if (admission.evicted) {
+      admission.evicted.close(formatTextError(new ControlError(
+        'EBUSY', 'closed to make room for another client (every slot was taken; this connection was idle longest)',
+      )));
+      this.reportFull('evicted', now);
+    }
+    void this.serve(connection).catch((error: Error) => {
+      this.log.error({ err: error }, `control client failed: ${error.message}`);
+      connection.socket.destroy();
+    });
+  }
 
-    const send = (text: string) => {
-      if (socket.destroyed) return;
-      socket.write(text);
-      if (socket.writableLength > MAX_PENDING_OUTPUT) {
-        this.log.warn('control client does not read its replies; dropped');
-        socket.destroy();
-      }
-    };
-    const follow = (subscribe: NonNullable<Reply['follow']>, json: boolean) => {
-      // A follower waits for events, possibly for days: no idle limit, until it disconnects.
-      socket.setTimeout(0);
-      const unsubscribe = subscribe((item) => send(json ? JSON.stringify(item) + '\n' : formatEvent(item) + '\n'));
-      socket.once('close', unsubscribe);
-    };
-    const enqueue = (line: Buffer) => {
-      chain = chain.then(() => this.answer(line, session, send, follow));
-    };
-
-    socket.setTimeout(this.idleTimeoutMs);
-    socket.on('timeout', () => {
-      send(formatTextError(new ControlError('ETIMEOUT', `idle for ${this.idleTimeoutMs / 1000} s; closing`)));
-      socket.end();
-    });
-    socket.on('data', (chunk: Buffer) => {
-      let start = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] !== 0x0a) continue;
-        const piece = chunk.subarray(start, i);
-        start = i + 1;
-        if (discarding) {
-          discarding = false;
-          continue;
-        }
-        const line = bufferedBytes > 0 ? Buffer.concat([...buffered, piece]) : piece;
-        buffered = [];
-        bufferedBytes = 0;
-        enqueue(Buffer.from(line));
-      }
-      if (start < chunk.length && !discarding) {
-        const rest = chunk.subarray(start);
-        bufferedBytes += rest.length;
-        buffered.push(Buffer.from(rest));
-        if (bufferedBytes > MAX_LINE) {
-          // Refuse once, then skip to the end of the line without keeping it.
-          buffered = [];
-          bufferedBytes = 0;
-          discarding = true;
-          chain = chain.then(() => {
-            refuseInTransaction(session);
-            send(formatTextError(new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes; ignored up to the next newline`)));
-          });
-        }
-      }
-    });
-    socket.on('end', () => {
-      // A last request without a newline still gets its answer.
-      if (bufferedBytes > 0 && !discarding) enqueue(Buffer.concat(buffered));
-      buffered = [];
-      chain = chain.then(() => {
-        if (!socket.destroyed) socket.end();
-      });
-    });
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      hangup.abort();
-      this.clients.delete(socket);
+  /** Answers one connection's requests in order until it ends or closes. */
+  private async serve(connection: Connection): Promise<void> {
+    const session: Session = { transaction: null, closed: connection.hangup.signal };
+    connection.socket.once('close', () => {
+      this.slots.release(connection);
       if (session.transaction && session.transaction.length > 0) {
         this.log.info({ dropped: session.transaction.length }, 'control client left with an open transaction; nothing applied');
       }
     });
+    for await (const line of connection.requests()) {
+      connection.busy = true;
+      try {
+        if (line === OVERLONG) {
+          refuseInTransaction(session);
+          this.service.commands.record(INVALID_COMMAND, 'error');
+          await connection.write(formatTextError(new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes; ignored up to the next newline`)));
+        } else {
+          await this.answer(line, session, connection);
+        }
+      } finally {
+        connection.busy = false;
+      }
+    }
+    // The client ended its side: end ours once its replies are out.
+    connection.close();
   }
 
-  private async answer(
-    raw: Buffer, session: Session, send: (text: string) => void, follow: (subscribe: NonNullable<Reply['follow']>, json: boolean) => void,
-  ): Promise<void> {
+  private async answer(raw: Buffer, session: Session, connection: Connection): Promise<void> {
     let line = raw;
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
     const bad = firstBinaryByte(line);
     const json = bad < 0 && line.length > 0 && line[0] === 0x7b; // '{'
     let id: unknown = null;
     let request: Request | undefined;
+    let reply: Reply;
     try {
       if (line.length > MAX_LINE) throw new ControlError('ETOOLONG', `request longer than ${MAX_LINE} bytes`);
       if (bad >= 0) throw new ControlError('EBADREQUEST', `request is not text (byte 0x${line[bad].toString(16).padStart(2, '0')} at column ${bad + 1})`);
@@ -235,13 +200,11 @@ export class ControlServer {
       }
       if (!json && command.trim() === '') return; // blank lines are ignored in the text form
       request = parseRequest(command);
-      const reply: Reply = await this.service.handle(request, session);
-      this.service.commands.record(request.command, 'ok');
-      if (reply.follow) {
-        follow(reply.follow, json);
-        return;
+      reply = await this.service.handle(request, session);
+      if (reply.follow && !this.slots.follow(connection)) {
+        throw new ControlError('EBUSY', `too many event followers (${MAX_FOLLOWERS}); try again later`);
       }
-      send(json ? formatJsonReply(id, reply) : formatTextOk(reply));
+      this.service.commands.record(request.command, 'ok');
     } catch (error) {
       const controlError = error instanceof ControlError
         ? error
@@ -250,8 +213,26 @@ export class ControlServer {
       // A line that never became a request may have been meant as a change (the service counts its own refusals).
       if (request === undefined) refuseInTransaction(session);
       this.service.commands.record(request?.command ?? INVALID_COMMAND, 'error');
-      send(json ? formatJsonReply(id, controlError) : formatTextError(controlError));
+      await connection.write(json ? formatJsonReply(id, controlError) : formatTextError(controlError));
+      return;
     }
+    if (reply.follow) {
+      connection.following = true;
+      const unsubscribe = reply.follow((item) => connection.push(json ? JSON.stringify(item) + '\n' : formatEvent(item) + '\n'));
+      connection.socket.once('close', unsubscribe);
+      return;
+    }
+    await connection.write(json ? formatJsonReply(id, reply) : formatTextOk(reply));
+  }
+
+  /** One log line per FULL_REPORT_INTERVAL_MS at most while the socket is full. */
+  private reportFull(what: 'refused' | 'evicted', now: number): void {
+    this.full[what]++;
+    if (now - this.full.reportedAt < FULL_REPORT_INTERVAL_MS) return;
+    const { refused, evicted } = this.full;
+    this.log.warn({ refused, evicted, ...this.slots.size },
+      `control socket full (${MAX_COMMAND_CLIENTS} clients): ${refused} refused, ${evicted} idle ones closed to make room`);
+    this.full = { refused: 0, evicted: 0, reportedAt: now };
   }
 }
 

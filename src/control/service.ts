@@ -49,8 +49,6 @@ export interface Session {
   refused?: number;
   /** Aborted when the client disconnects: a running `trace` ends with its connection. */
   closed?: AbortSignal;
-  /** Lifts the connection's idle limit while a long request (`trace`) runs; returns what restores it. */
-  holdOpen?: () => () => void;
 }
 
 export class ControlService {
@@ -168,7 +166,6 @@ export class ControlService {
     );
     this.tracing = running;
     this.context.log.info({ trace: running.file, filter: running.description }, `trace to ${running.file} started (${running.description})`);
-    const restore = session.holdOpen?.();
     try {
       const summary = await running.done;
       const line = summaryLine(summary);
@@ -177,7 +174,6 @@ export class ControlService {
       return textReply([line], summary);
     } finally {
       if (this.tracing === running) this.tracing = undefined;
-      restore?.();
     }
   }
 

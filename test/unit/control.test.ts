@@ -333,27 +333,6 @@ describe('control socket: bad requests are answered, nothing changes', () => {
     expect(await c.text('ping')).toEqual({ ok: true, lines: ['pong'] });
   });
 
-  it('a client that asks for lots of output and never reads is dropped; others are answered', async () => {
-    const r = await rig();
-    const greedy = await Wire.connect(r.socket);
-    greedy.socket.pause(); // never read
-    const requests = 6000; // ~1 KB each: several MB of replies, far over the 1 MB allowance
-    greedy.send('route show\n'.repeat(requests));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-
-    const c = await client(r);
-    expect(await c.text('ping')).toEqual({ ok: true, lines: ['pong'] });
-    expect((await c.text('route replace 192.168.1.32/27 via web2')).ok).toBe(true);
-    expect(fibTarget(r.router, '192.168.1.33')).toBe(ADDRESS_OF.web2);
-
-    greedy.socket.resume();
-    await Promise.race([greedy.done, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    expect(greedy.closed).toBe(true);
-    const answered = greedy.rest().split('\n').filter((l) => l === 'ok').length;
-    expect(answered).toBeLessThan(requests);
-    expect(r.logs.join('')).toContain('control client does not read its replies; dropped');
-  });
-
   it('a hundred clients at once, each doing route show and a replace: all answered, state consistent', async () => {
     const r = await rig();
     const names = ['web1', 'web2', 'web3', 'web4'];

@@ -20,7 +20,7 @@
 // tracing.
 
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FrameBatch } from '../dataplane/batch.js';
 import { SLOT_SIZE } from '../dataplane/batch.js';
@@ -62,7 +62,7 @@ export const TRACEABLE_DROPS: readonly string[] = DROP_NAMES.filter(
 
 /** The `trace` request, as the grammar parses it. */
 export interface TraceOptions {
-  /** Absolute path, or a bare file name (written to the trace directory). Ends in .pcapng or .pcap. */
+  /** A bare file name, or an absolute path in the trace directory. Ends in .pcapng or .pcap. */
   file: string;
   prefix?: Prefix;
   /** Ingress port name. */
@@ -93,16 +93,20 @@ export function traceDirectory(stateFile: string): string {
   return join(stateFile.slice(0, Math.max(1, stateFile.lastIndexOf('/'))), 'traces');
 }
 
-/** The file a request names, checked: absolute, or a bare name in `directory`; .pcapng or .pcap. */
+/**
+ * The file a request names, checked: a bare name, or an absolute path, in
+ * `directory` itself; .pcapng or .pcap. The daemon runs as root when started
+ * by hand, so it never writes a trace anywhere else.
+ */
 export function resolveTraceFile(file: string, directory: string): string {
   if (!/\.(pcapng|pcap)$/.test(file)) {
     throw new ControlError('ETRACEFILE', `trace file \`${file}\` must end in .pcapng or .pcap (vipr writes pcapng, which both name)`);
   }
-  if (!file.includes('/')) return join(directory, file);
-  if (!isAbsolute(file)) {
-    throw new ControlError('ETRACEFILE', `trace file \`${file}\`: give an absolute path (the daemon does not share your working directory) or a bare name for ${directory}`);
+  const path = file.includes('/') ? resolve(file) : join(directory, file);
+  if ((file.includes('/') && !isAbsolute(file)) || dirname(path) !== resolve(directory)) {
+    throw new ControlError('ETRACEFILE', `trace file \`${file}\`: trace files go in ${directory} only; give a bare name, e.g. \`${basename(file)}\``);
   }
-  return file;
+  return path;
 }
 
 // ---- pcapng ----------------------------------------------------------------
@@ -192,14 +196,12 @@ export class PcapngWriter {
     let handle: FileHandle;
     try {
       // O_CREAT | O_EXCL: an existing file or symlink is refused, so the daemon never overwrites anything.
-      handle = await open(path, 'wx', 0o644);
+      // 0640: readable by the daemon's group (`vipr`), as the state file is.
+      handle = await open(path, 'wx', 0o640);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       const why = code === 'EEXIST' ? 'it exists (vipr never overwrites a file: remove it or pick another name)'
-        : code === 'ENOENT' ? 'its directory does not exist'
-        : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
-          ? `${code} (under the systemd unit the daemon may write only /var/lib/vipr and /run/vipr: give a bare file name to write into /var/lib/vipr/traces)`
-          : code;
+        : code;
       throw new ControlError('ETRACEFILE', `cannot create trace file ${path}: ${why}`);
     }
     const writer = new PcapngWriter(path, handle, onError);
@@ -297,7 +299,7 @@ export class TraceSession implements TraceSink {
     if (target.dataplane.tracer !== null) throw new ControlError('ETRACEBUSY', 'a trace is already running; `trace stop` ends it');
     const filter = traceFilter(options, target.ports);
     const path = resolveTraceFile(options.file, directory);
-    if (!options.file.includes('/')) await mkdir(directory, { recursive: true, mode: 0o750 });
+    await mkdir(directory, { recursive: true, mode: 0o750 });
     let session: TraceSession | undefined;
     const writer = await PcapngWriter.create(path, target.ports.names, (error) => session?.fail(error));
     session = new TraceSession(target, writer, filter, describeFilter(options, filter.limit));

@@ -8,7 +8,7 @@
 // middle of the test.
 // Needs the daemon built: npx tsc -p tsconfig.json
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePcapng } from '../pcapng.js';
@@ -23,7 +23,7 @@ describe('vipr ctl trace', () => {
 
   beforeAll(async () => {
     ({ lab, vipr } = await labWithVipr('trace-test', withoutChecks));
-    dir = dirname(labConfigPath(lab));
+    dir = join(dirname(labConfigPath(lab)), 'traces'); // beside the lab's state file
   });
 
   afterAll(async () => {
@@ -66,6 +66,7 @@ describe('vipr ctl trace', () => {
     expect(lines.some((l) => /192\.168\.1\.33\.80: Flags \[P\.\].*HTTP: GET \/ HTTP\/1\.1/.test(l))).toBe(true);
 
     const pcap = parsePcapng(await readFile(file));
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
     expect(pcap.interfaces.map((i) => i.name)).toEqual(['up0', 'lan0']);
     const comments = pcap.packets.map((p) => `${p.interfaceName} ${p.direction === 1 ? 'in' : 'out'}: ${p.comments[0]}`);
     expect(new Set(comments)).toEqual(new Set([
@@ -97,10 +98,14 @@ describe('vipr ctl trace', () => {
     expect(pcap.packets[0].comments).toEqual(['drop: unreachableRoute (ICMP net unreachable to the sender)']);
   });
 
-  it('refuses to overwrite a file, and `trace stop` ends a trace from another connection', async () => {
-    const again = await viprCtl(lab!, ['trace', join(dir, 'flow.pcapng'), 'count', '1']);
+  it('refuses to overwrite a file or to write outside the trace directory, and `trace stop` ends a trace from another connection', async () => {
+    const again = await viprCtl(lab!, ['trace', 'flow.pcapng', 'count', '1']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/ETRACEFILE: cannot create trace file .*flow\.pcapng: it exists/);
+    const elsewhere = await viprCtl(lab!, ['trace', '/var/tmp/vipr-lab-trace.pcapng', 'count', '1']);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain(`vipr: ETRACEFILE: trace file \`/var/tmp/vipr-lab-trace.pcapng\`: trace files go in ${dir} only; give a bare name, e.g. \`vipr-lab-trace.pcapng\`\n`);
+    expect((await lab!.exec('router', ['test', '-e', '/var/tmp/vipr-lab-trace.pcapng'])).code).not.toBe(0);
 
     const file = join(dir, 'stopped.pcapng');
     const ctl = viprCtl(lab!, ['trace', file, 'port', 'lan0'], { timeoutMs: 30_000 }); // the words form

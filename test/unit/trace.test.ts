@@ -4,10 +4,11 @@
 // is installed). Table-driven: each frame with the verdict its comment must say.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
 import type { ServerConfig } from '../../src/config/types.js';
@@ -52,7 +53,7 @@ async function startTrace(r: ArticleRouter, dir: string, options: Partial<TraceO
   const router = r.router;
   return TraceSession.start(
     { dataplane: router.dataplane, ports: router.ports, nextHops: router.tables.nextHops, batchCapacity: router.batch.capacity, serverNames: SERVERS },
-    { file: join(dir, 't.pcapng'), ...options }, join(dir, 'traces'),
+    { file: 't.pcapng', ...options }, join(dir, 'traces'),
   );
 }
 
@@ -192,7 +193,7 @@ describe('trace filters and limits', () => {
     let trace = await startTrace(r, dir, { drop: 'any' });
     mixed(r);
     expect(await comments(await trace.end('stopped'))).toEqual(['drop: badChecksum', 'drop: blackholeRoute']);
-    trace = await startTrace(r, dir, { file: join(dir, 'bh.pcap'), drop: 'blackholeRoute', prefix: parsePrefix('198.51.100.0/24') });
+    trace = await startTrace(r, dir, { file: 'bh.pcap', drop: 'blackholeRoute', prefix: parsePrefix('198.51.100.0/24') });
     mixed(r);
     expect(await comments(await trace.end('stopped'))).toEqual(['drop: blackholeRoute']);
   });
@@ -240,10 +241,11 @@ describe('trace filters and limits', () => {
     await expect(startTrace(r, dir, { port: 'eth9' })).rejects.toMatchObject({ code: 'EUNKNOWNPORT' });
     await expect(startTrace(r, dir, { drop: 'holdQueueFull' })).rejects.toMatchObject({ code: 'EBADARGS' });
     await expect(startTrace(r, dir, { file: 'relative/t.pcapng' })).rejects.toMatchObject({ code: 'ETRACEFILE' });
-    await expect(startTrace(r, dir, { file: join(dir, 't.txt') })).rejects.toMatchObject({ code: 'ETRACEFILE' });
-    await writeFile(join(dir, 'exists.pcapng'), 'keep me');
-    await expect(startTrace(r, dir, { file: join(dir, 'exists.pcapng') })).rejects.toThrow(/exists/);
-    expect(await readFile(join(dir, 'exists.pcapng'), 'utf8')).toBe('keep me');
+    await expect(startTrace(r, dir, { file: 't.txt' })).rejects.toMatchObject({ code: 'ETRACEFILE' });
+    await mkdir(join(dir, 'traces'));
+    await writeFile(join(dir, 'traces', 'exists.pcapng'), 'keep me');
+    await expect(startTrace(r, dir, { file: 'exists.pcapng' })).rejects.toThrow(/exists/);
+    expect(await readFile(join(dir, 'traces', 'exists.pcapng'), 'utf8')).toBe('keep me');
     expect(r.router.dataplane.tracer).toBeNull();
   });
 });
@@ -297,19 +299,40 @@ describe('trace through the control service', () => {
     ]);
   });
 
+  it('trace files go only in the trace directory, readable by the group (0640); anything else is refused naming it', async () => {
+    const { dir, r, service } = await serviceRig();
+    const traces = join(dir, 'traces');
+    for (const file of [join(dir, 'elsewhere.pcapng'), '/var/tmp/vipr-test-never.pcapng', join(traces, '..', 'up.pcapng'), `${traces}-x/t.pcapng`, 'sub/t.pcapng']) {
+      const refused = service.handle(parseRequest(`trace ${file} count 1`), { transaction: null });
+      await expect(refused).rejects.toMatchObject({ code: 'ETRACEFILE', message: expect.stringContaining(`trace files go in ${traces}`) });
+      expect(existsSync(file), file).toBe(false);
+    }
+    expect(existsSync(join(dir, 'up.pcapng'))).toBe(false);
+    expect(r.router.dataplane.tracer).toBeNull();
+
+    for (const [request, file] of [['trace t1.pcapng count 1', join(traces, 't1.pcapng')], [`trace ${join(traces, 't2.pcapng')} count 1`, join(traces, 't2.pcapng')]]) {
+      const reply = service.handle(parseRequest(request), { transaction: null });
+      await vi.waitFor(() => expect(r.router.dataplane.tracer).not.toBeNull());
+      r.receive(UP0, ipv4Frame(fromClient()));
+      expect((await reply).result).toMatchObject({ file, frames: 1 });
+      expect((await stat(file)).mode & 0o777).toBe(0o640);
+    }
+    expect((await stat(traces)).mode & 0o777).toBe(0o750);
+  });
+
   it('one trace at a time; `trace stop` ends it; a disconnect ends it', async () => {
     const { dir, r, service } = await serviceRig();
     const hangup = new AbortController();
-    const reply = service.handle(parseRequest(`trace ${join(dir, 'a.pcapng')}`), { transaction: null });
+    const reply = service.handle(parseRequest('trace a.pcapng'), { transaction: null });
     await vi.waitFor(() => expect(r.router.dataplane.tracer).not.toBeNull());
-    await expect(service.handle(parseRequest(`trace ${join(dir, 'b.pcapng')}`), { transaction: null })).rejects.toMatchObject({ code: 'ETRACEBUSY' });
+    await expect(service.handle(parseRequest('trace b.pcapng'), { transaction: null })).rejects.toMatchObject({ code: 'ETRACEBUSY' });
     r.receive(UP0, ipv4Frame(fromClient()));
     const stop = await service.handle(parseRequest('trace stop'), { transaction: null });
     expect(stop.lines[0]).toMatch(/^stopping the trace to .*a\.pcapng \(1 frames so far\)/);
     expect((await reply).result).toMatchObject({ frames: 1, packets: 2, ended: 'stopped' });
     await expect(service.handle(parseRequest('trace stop'), { transaction: null })).rejects.toMatchObject({ code: 'ENOTRACE' });
 
-    const next = service.handle(parseRequest(`trace ${join(dir, 'c.pcapng')} seconds 600`), { transaction: null, closed: hangup.signal });
+    const next = service.handle(parseRequest(`trace ${join(dir, 'traces', 'c.pcapng')} seconds 600`), { transaction: null, closed: hangup.signal });
     await vi.waitFor(() => expect(r.router.dataplane.tracer).not.toBeNull());
     hangup.abort();
     expect((await next).result).toMatchObject({ frames: 0, packets: 0, ended: 'disconnected' });

@@ -1,8 +1,16 @@
 // The article's router in memory: up0 towards the client, lan0 towards the
-// web servers, the lab's routes, and MemoryPorts in place of NICs. Shared by
-// the unit tests and the pipeline benchmark (the same fixtures drive both).
+// web servers, the lab's routes, and MemoryPorts in place of NICs; and the
+// control service's context around it. Shared by the unit tests and the
+// benchmarks (the same fixtures drive both).
 
-import type { RouteConfig } from '../src/config/types.js';
+import type { Logger } from 'pino';
+import type { HealthConfig, RouteConfig, ServerConfig } from '../src/config/types.js';
+import type { ControlContext } from '../src/control/service.js';
+import type { StateStore } from '../src/control/state-store.js';
+import type { CheckContext } from '../src/health/checks.js';
+import { EventBus } from '../src/health/events.js';
+import { Failover } from '../src/health/failover.js';
+import { HealthMonitor } from '../src/health/monitor.js';
 import { Router, type RouterConfig } from '../src/daemon/router.js';
 import { MemoryPort } from '../src/io/memory-port.js';
 import { arpFrame } from '../src/packet/builder.js';
@@ -88,5 +96,29 @@ export function articleRouter(overrides: Partial<RouterConfig> = {}, keepSent = 
       up0.take();
       lan0.take();
     },
+  };
+}
+
+const server = (name: string, address: string): ServerConfig => ({ name, address: parseAddress(address), checks: [] }) as unknown as ServerConfig;
+
+/** web1..web4 on lan0, without health checks: always up. */
+export const ARTICLE_SERVERS: ServerConfig[] = [
+  server('web1', '192.168.1.2'), server('web2', '192.168.1.3'), server('web3', '192.168.1.4'), server('web4', '192.168.1.5'),
+];
+
+const HEALTH: HealthConfig = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto', notifyTimeoutMs: 10_000 };
+
+/**
+ * What the daemon hands the control service, around this router and minus
+ * the config file: ARTICLE_SERVERS, a health monitor that is never started,
+ * failover, events, and `store` for the runtime changes.
+ */
+export function articleControlContext(router: Router, store: StateStore, log: Logger): ControlContext {
+  const events = new EventBus(log);
+  const monitor = new HealthMonitor(HEALTH, { arp: router.resolver, icmp: undefined } as unknown as CheckContext);
+  monitor.configure(ARTICLE_SERVERS);
+  const failover = new Failover(router.rib, monitor, events, HEALTH);
+  return {
+    router, monitor, failover, events, store, log, servers: () => ARTICLE_SERVERS, reload: async () => 'reloaded (test)', startedAt: Date.now(),
   };
 }

@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(libpcap-dev ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools)
+APT_PACKAGES=(libpcap-dev ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine)
 NPM_STAMP=node_modules/.vipr-stamp
 BUILD_STAMP=dist/.vipr-build-stamp
 

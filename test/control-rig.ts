@@ -10,24 +10,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { afterEach } from 'vitest';
-import type { RouteConfig, ServerConfig } from '../src/config/types.js';
+import type { RouteConfig } from '../src/config/types.js';
 import { ControlClient } from '../src/control/client.js';
 import { ControlServer, type ControlServerOptions } from '../src/control/server.js';
-import { ControlService, type ControlContext } from '../src/control/service.js';
+import { ControlService } from '../src/control/service.js';
 import { StateStore } from '../src/control/state-store.js';
 import type { Router } from '../src/daemon/router.js';
 import { NH_BLACKHOLE, NH_UNREACHABLE } from '../src/fib/nexthop.js';
-import type { CheckContext } from '../src/health/checks.js';
-import { EventBus } from '../src/health/events.js';
-import { Failover } from '../src/health/failover.js';
-import { HealthMonitor } from '../src/health/monitor.js';
 import { ipv4Frame } from '../src/packet/builder.js';
 import { formatAddress, formatPrefix, parseAddress } from '../src/util/ipv4.js';
-import { ARTICLE_ROUTES, articleRouter, MAC, UP0, type ArticleRouter } from '../bench/article-router.js';
+import { ARTICLE_ROUTES, ARTICLE_SERVERS, articleControlContext, articleRouter, MAC, UP0, type ArticleRouter } from '../bench/article-router.js';
 
-const server = (name: string, address: string) => ({ name, address: parseAddress(address), checks: [] }) as ServerConfig;
-export const SERVERS: ServerConfig[] = [server('web1', '192.168.1.2'), server('web2', '192.168.1.3'), server('web3', '192.168.1.4'), server('web4', '192.168.1.5')];
+export const SERVERS = ARTICLE_SERVERS;
 export const ADDRESS_OF: Record<string, string> = { web1: '192.168.1.2', web2: '192.168.1.3', web3: '192.168.1.4', web4: '192.168.1.5' };
+/** What the daemon hands the service: the servers have no health checks (always up) and the monitor is never started. */
+export const controlContext = articleControlContext;
 
 export interface Rig {
   dir: string;
@@ -55,20 +52,6 @@ export async function tempDir(): Promise<string> {
 
 export function captureLogger(logs: string[]): Logger {
   return pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
-}
-
-const HEALTH = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto' as const, notifyTimeoutMs: 10_000 };
-
-/**
- * What the daemon hands the service, minus the config file: the servers have
- * no health checks (always up) and the monitor is never started.
- */
-export function controlContext(router: Router, store: StateStore, log: Logger): ControlContext {
-  const events = new EventBus(log);
-  const monitor = new HealthMonitor(HEALTH, { arp: router.resolver, icmp: undefined } as unknown as CheckContext);
-  monitor.configure(SERVERS);
-  const failover = new Failover(router.rib, monitor, events, HEALTH);
-  return { router, monitor, failover, events, store, log, servers: () => SERVERS, reload: async () => 'reloaded (test)', startedAt: Date.now() };
 }
 
 export interface RigOptions {

@@ -13,7 +13,7 @@ import { afterEach } from 'vitest';
 import type { RouteConfig } from '../src/config/types.js';
 import { ControlClient } from '../src/control/client.js';
 import { ControlServer, type ControlServerOptions } from '../src/control/server.js';
-import { ControlService } from '../src/control/service.js';
+import { ControlService, type ControlContext } from '../src/control/service.js';
 import { StateStore } from '../src/control/state-store.js';
 import type { Router } from '../src/daemon/router.js';
 import { NH_BLACKHOLE, NH_UNREACHABLE } from '../src/fib/nexthop.js';
@@ -34,6 +34,7 @@ export interface Rig {
   router: Router;
   server: ControlServer;
   service: ControlService;
+  context: ControlContext;
   /** Every log line (pino JSON) the server and service wrote. */
   logs: string[];
 }
@@ -69,11 +70,12 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   article.resolveAll();
   const logs: string[] = [];
   const log = captureLogger(logs);
-  const service = new ControlService(controlContext(article.router, new StateStore(stateFile), log));
+  const context = controlContext(article.router, new StateStore(stateFile), log);
+  const service = new ControlService(context);
   const server = new ControlServer({ socket, mode: '0660' }, service, log, options.server);
   await server.start();
   cleanups.push(() => server.stop());
-  return { dir, socket, stateFile, article, router: article.router, server, service, logs };
+  return { dir, socket, stateFile, article, router: article.router, server, service, context, logs };
 }
 
 export async function client(r: Rig): Promise<ControlClient> {

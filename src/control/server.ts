@@ -65,6 +65,11 @@ export class ControlServer {
     return this.config.socket;
   }
 
+  /** Connections held now, by budget. */
+  get clients(): { commands: number; followers: number } {
+    return this.slots.size;
+  }
+
   async start(): Promise<void> {
     const path = this.config.socket;
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });

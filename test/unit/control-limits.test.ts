@@ -110,6 +110,25 @@ describe('control socket: an operator can always get in', () => {
     expect(following.rest()).toMatch(/web1/);
   });
 
+  it('a follower that stops reading is dropped once its unread events pile up; the others keep theirs', async () => {
+    const r = await rig();
+    const [stuck, reading] = await Promise.all([Wire.connect(r.socket), Wire.connect(r.socket)]);
+    stuck.send('events\n');
+    reading.send('{"id":1,"command":"events"}\n');
+    await eventually(() => r.server.clients.followers, (n) => n === 2);
+    stuck.socket.pause();
+    const routesMoved = Array.from({ length: 20 }, (_, i) => ({ prefix: `10.${i}.0.0/16`, from: 'web1', to: 'web2' }));
+    for (let i = 0; i < 5000; i++) {
+      r.context.events.publish({ time: new Date().toISOString(), type: 'failback', reason: `event ${i}`, routesMoved });
+      if (i % 100 === 0) await sleep(1); // the reading follower takes its share meanwhile
+    }
+    await eventually(() => r.logs.join(''), (logs) => logs.includes('control client does not read its events; dropped'));
+    expect(r.logs.join('')).toContain('control client does not read its events; dropped');
+    expect(r.server.clients.followers).toBe(1);
+    await eventually(() => reading.rest(), (text) => text.includes('"reason":"event 4999"'));
+    expect(reading.rest().split('\n').filter((line) => line.startsWith('{')).length).toBe(5000);
+  });
+
   it('every command slot held by a silent client: a newcomer takes the slot of the one silent longest, which is told so', async () => {
     const r = await rig({ server: { evictIdleAfterMs: 200 } });
     const idle = await fillWithIdle(r.socket);

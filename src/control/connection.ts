@@ -138,7 +138,7 @@ export class Connection implements SlotHolder {
   }
 
   private read(chunk: Buffer): void {
-    this.lastActive = performance.now();
+    const queued = this.queue.length;
     let start = 0;
     for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, i);
@@ -163,6 +163,8 @@ export class Connection implements SlotHolder {
         this.queue.push(OVERLONG);
       }
     }
+    // Only whole requests count as activity: a client trickling bytes without ever ending a line stays evictable.
+    if (this.queue.length > queued) this.lastActive = performance.now();
     if (this.queue.length >= MAX_QUEUED_REQUESTS) this.socket.pause();
     this.notify();
   }

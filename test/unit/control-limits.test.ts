@@ -140,6 +140,19 @@ describe('control socket: an operator can always get in', () => {
     expect(idle.filter((wire) => wire.closed)).toHaveLength(1);
   });
 
+  it('clients trickling bytes that never end a line count as idle: the newcomer still gets in', async () => {
+    const r = await rig({ server: { evictIdleAfterMs: 300 } });
+    const tricklers = await fillWithIdle(r.socket);
+    const timer = setInterval(() => { for (const wire of tricklers) if (!wire.closed) wire.send('p'); }, 50);
+    try {
+      await sleep(500);
+      const c = await client(r);
+      expect(await c.text('ping')).toEqual({ ok: true, lines: ['pong'] });
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   it('connections that are not idle long enough are never evicted: the newcomer is refused instead', async () => {
     const r = await rig({ server: { evictIdleAfterMs: 60_000 } });
     const idle = await fillWithIdle(r.socket);

@@ -3,9 +3,10 @@
 // `vipr top` a live view of the control socket's `status`.
 //
 // Each subcommand loads its own modules when it runs: `vipr ctl` is a small
-// socket client and starts in about the time of a bare `node` (bench/ctl-latency.ts);
-// only `vipr run` loads the daemon, its logger, metrics, config schema and the
-// native port addon. test/unit/cli-imports.test.ts keeps it that way.
+// socket client and starts a few tens of ms after a bare `node` would
+// (bench/ctl-latency.ts); only `vipr run` loads the daemon, its logger,
+// metrics, config schema and the native port addon.
+// test/unit/cli-imports.test.ts keeps it that way.
 
 import { Command } from 'commander';
 import type { CtlOptions } from './ctl.js';

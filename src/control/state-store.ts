@@ -1,10 +1,16 @@
 // Runtime route changes on disk, so they survive a restart (also kill -9).
 // Written atomically before the control socket says ok: temp file in the
 // same directory, fsync, rename over the old file, fsync the directory. A
-// crash leaves either the old file or the new one, never half of one.
+// crash leaves either the old file or the new one, never half of one; a
+// crash in the middle of a save leaves its temp file (`state.json.tmp-PID`),
+// which the next start removes.
+//
+// A state file vipr cannot use (damaged, or changes that no longer fit the
+// config) is never thrown away: it is set aside under a name of its own
+// (`state.json.unfit-20261125T190812Z`), which no later save touches.
 
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { RuntimeChanges, RouteSpec } from '../rib/rib.js';
 import { prefixKey } from '../rib/rib.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix } from '../util/ipv4.js';
@@ -28,11 +34,22 @@ export class StateError extends Error {
   readonly code = 'ESTATE';
 }
 
+/** Why a state file is set aside: it cannot be read, or its changes do not fit the config. */
+export type SetAsideReason = 'bad' | 'unfit';
+
 export class StateStore {
+  /** Temp files of interrupted saves that the last load() removed (for the log). */
+  removedTemporaries: string[] = [];
+
   constructor(readonly file: string) {}
 
-  /** Reads saved runtime changes; undefined when there is no state file yet. Throws StateError on a damaged file. */
+  /**
+   * Reads saved runtime changes; undefined when there is no state file yet.
+   * Throws StateError on a damaged file. Called at start, so it first removes
+   * the temp files that saves cut short by a crash left behind.
+   */
   async load(): Promise<RuntimeChanges | undefined> {
+    this.removedTemporaries = await this.removeStaleTemporaries();
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -68,6 +85,56 @@ export class StateStore {
     return changes;
   }
 
+  /**
+   * Moves the state file out of the way, to `FILE.REASON-TIMESTAMP` beside
+   * it, and returns that path. Never overwrites: a second file set aside in
+   * the same second gets a suffix.
+   */
+  async setAside(reason: SetAsideReason, now = new Date()): Promise<string> {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    for (let attempt = 0; ; attempt++) {
+      const aside = `${this.file}.${reason}-${stamp}${attempt === 0 ? '' : `-${attempt}`}`;
+      try {
+        await link(this.file, aside); // unlike rename, link refuses to replace an existing file
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 100) continue;
+        throw error;
+      }
+      await unlink(this.file);
+      await this.syncDirectory();
+      return aside;
+    }
+  }
+
+  /**
+   * Removes `FILE.tmp-PID` files whose process is gone: saves that a crash
+   * (kill -9, power loss) interrupted. A live process's temp file may be a
+   * save in progress (another vipr on the same file), so it stays.
+   */
+  private async removeStaleTemporaries(): Promise<string[]> {
+    const directory = dirname(this.file);
+    const pattern = new RegExp(`^${escapeRegExp(basename(this.file))}\\.tmp-([0-9]+)$`);
+    let names: string[];
+    try {
+      names = await readdir(directory);
+    } catch {
+      return []; // no directory yet: nothing to clean
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      const match = pattern.exec(name);
+      // Our own PID cannot be a save in progress: load() runs at start, before any save.
+      if (!match || (Number(match[1]) !== process.pid && processAlive(Number(match[1])))) continue;
+      try {
+        await unlink(join(directory, name));
+        removed.push(join(directory, name));
+      } catch {
+        /* gone already, or not ours to remove: the save that wrote it is no longer there either way */
+      }
+    }
+    return removed;
+  }
+
   async save(changes: RuntimeChanges): Promise<void> {
     const routes: StoredRoute[] = [];
     for (const [key, spec] of changes) {
@@ -99,11 +166,30 @@ export class StateStore {
       await unlink(temporary).catch(() => undefined);
       throw error;
     }
-    const dir = await open(directory, 'r');
+    await this.syncDirectory();
+  }
+
+  /** The rename or unlink itself is only durable once the directory is synced. */
+  private async syncDirectory(): Promise<void> {
+    const dir = await open(dirname(this.file), 'r');
     try {
       await dir.sync();
     } finally {
       await dir.close();
     }
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Signal 0 checks that a process exists; EPERM means it does, as another user's. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

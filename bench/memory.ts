@@ -139,10 +139,10 @@ function scenarioRouter(): void {
   // One runtime change through the control path, as `vipr ctl route add` does it.
   const prefix = { address: ip(203, 0, 113, 0), length: 24 };
   const planStart = performance.now();
-  const runtime = rib.plan([{ op: 'add', route: { prefix, type: 'unicast', via: [{ address: ip(10, 0, 0, 254) }] } }]);
+  const plan = rib.plan([{ op: 'add', route: { prefix, type: 'unicast', via: [{ address: ip(10, 0, 0, 254) }] } }]);
   const planMs = performance.now() - planStart;
   const commitStart = performance.now();
-  rib.commit(runtime);
+  rib.commit(plan);
   const commitMs = performance.now() - commitStart;
   report(
     `after one \`route add\` on the 1M table`,

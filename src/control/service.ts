@@ -6,7 +6,9 @@
 // the live FIB in one synchronous call, reply ok. Changes are serialised, so
 // two clients never interleave a save and an apply.
 
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
+import { listSome } from '../config/suggest.js';
 import type { ServerConfig } from '../config/types.js';
 import type { Router } from '../daemon/router.js';
 import { describe, RibError, type RibRoute, type RouteChange, type RoutePlan, type RouteSpec } from '../rib/rib.js';
@@ -395,11 +397,6 @@ function serverIndex(servers: readonly ServerConfig[]) {
   return index;
 }
 
-/** The first names of a long list, and how many more: an error message stays one readable line. */
-function listSome(names: readonly string[], shown = 8): string {
-  return names.length <= shown ? names.join(', ') : `${names.slice(0, shown).join(', ')} and ${names.length - shown} more`;
-}
-
 function ago(iso: string): string {
   const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
   return seconds < 120 ? `${seconds.toFixed(1)}s ago` : seconds < 7200 ? `${Math.round(seconds / 60)}m ago` : `${Math.round(seconds / 3600)}h ago`;
@@ -411,7 +408,7 @@ function nonZero(values: Record<string, number>): string {
 }
 
 function sourceOf(route: RibRoute): string {
-  if (route.source === 'config') return `config:${route.sourceLine}`;
+  if (route.source === 'config') return `${route.sourceFile === undefined ? 'config' : basename(route.sourceFile)}:${route.sourceLine}`;
   if (route.source === 'runtime') return route.overrides ? 'runtime (overrides config)' : 'runtime';
   return route.source;
 }
@@ -424,6 +421,7 @@ function routeJson(route: RibRoute) {
     port: route.via[0]?.port ?? route.port,
     source: route.source,
     sourceLine: route.sourceLine,
+    sourceFile: route.sourceFile,
     overridesConfig: route.overrides === 'config',
   };
 }

@@ -166,7 +166,7 @@ export class Daemon {
     }
     for (const route of stated) {
       const target = describeRoute(route) + (route.via.length > 0 ? ` on ${route.via[0].port}` : '');
-      const from = route.source === 'config' ? `config line ${route.sourceLine}` : `runtime change from ${store.file}`;
+      const from = route.source === 'config' ? `${route.sourceFile ?? 'config'} line ${route.sourceLine}` : `runtime change from ${store.file}`;
       log.info({ route: formatPrefix(route.prefix), source: route.source, line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target} (${from})`);
     }
     await daemon.startControl();

@@ -50,8 +50,10 @@ export interface RibRoute {
   via: readonly Readonly<Gateway & { port: string }>[];
   /** Port of interface routes. */
   port?: string;
-  /** Line of the config file, for config routes. */
+  /** Line of the config file (or of `sourceFile`), for config routes. */
   sourceLine?: number;
+  /** The route file of a config route that came from one. */
+  sourceFile?: string;
   /** Runtime change that replaced a config route. */
   overrides?: 'config';
   /** The next hop the FIB leaf holds. */
@@ -530,7 +532,7 @@ export class Rib {
       const key = configKeys[i];
       const clash = routes.get(key);
       if (clash) {
-        throw new RibError(`route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): duplicates the ${clash.source} route of ${clash.port}`);
+        throw new RibError(`route ${formatPrefix(config.prefix)} (${originOf(config)}): duplicates the ${clash.source} route of ${clash.port}`);
       }
       if (runtime.has(key)) return; // replaced or deleted at run time
       routes.set(key, this.fromConfig(config));
@@ -549,8 +551,9 @@ export class Rib {
 
   private fromConfig(config: RouteConfig): RibRoute {
     const spec: RouteSpec = { prefix: config.prefix, type: config.type, via: config.via };
-    const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): `);
+    const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (${originOf(config)}): `);
     route.sourceLine = config.sourceLine;
+    if (config.sourceFile !== undefined) route.sourceFile = config.sourceFile;
     return route;
   }
 
@@ -721,6 +724,11 @@ export class Rib {
       .map((name, port) => `${name}: ${this.ports.addresses[port].map((a) => formatPrefix({ address: (a.address & maskOf(a.length)) >>> 0, length: a.length })).join(', ') || 'no address'}`)
       .join('; ');
   }
+}
+
+/** Where a config route is written: "line 66" of the config, or "FILE:12" of a route file. */
+function originOf(config: RouteConfig): string {
+  return config.sourceFile === undefined ? `line ${config.sourceLine}` : `${config.sourceFile}:${config.sourceLine}`;
 }
 
 export function describe(route: RibRoute): string {

@@ -11,6 +11,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, typ
 import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { configErrorMap, configSchema, type ConfigIssueParams } from './schema.js';
+import { interfaceAddressProblem, readInterfaceAddresses, type InterfaceAddresses, type InterfaceAddressReader } from './interfaces.js';
 import { parseRouteFile, ROUTE_FILE_LIMIT, RoutedPrefixes } from './route-file.js';
 import type { Config } from './types.js';
 
@@ -25,15 +26,28 @@ import type { Config } from './types.js';
  */
 export const CONFIG_FILE_LIMIT = 1024 * 1024;
 
-export async function loadConfig(path: string): Promise<Config> {
+export interface LoadOptions {
+  /**
+   * Where the box's interface addresses come from, to refuse servers and
+   * next hops on the router's own, network or broadcast addresses: `ip -j
+   * addr` by default; null to judge the file alone (a file for another box).
+   */
+  interfaceAddresses?: InterfaceAddressReader | null;
+}
+
+export async function loadConfig(path: string, options: LoadOptions = {}): Promise<Config> {
   const text = await readLimited(path, CONFIG_FILE_LIMIT, 'config file', 'big route tables go in routeFiles (one route per line, see the README)');
   const parsed = parseConfigDocument(text, path);
-  await readRouteFiles(parsed);
+  const reader = options.interfaceAddresses === undefined ? readInterfaceAddresses : options.interfaceAddresses;
+  const box = reader ? await reader(parsed.config.interfaces.map((i) => i.name)) : undefined;
+  const problem = box && interfaceAddressProblem(parsed.config, box);
+  if (problem) throw parsed.errorAt(problem.field, problem.message);
+  await readRouteFiles(parsed, box);
   return parsed.config;
 }
 
 /** Appends each route file's routes to the config's (a file that cannot be read is reported at its routeFiles entry). */
-async function readRouteFiles({ config, errorAt }: ParsedDocument): Promise<void> {
+async function readRouteFiles({ config, errorAt }: ParsedDocument, interfaces: InterfaceAddresses | undefined): Promise<void> {
   if (config.routeFiles.length === 0) return;
   const servers = new Map(config.servers.map((s) => [s.name, s.address]));
   const routed = new RoutedPrefixes(config.routes, errorAt.file);
@@ -45,7 +59,7 @@ async function readRouteFiles({ config, errorAt }: ParsedDocument): Promise<void
       if (!(error instanceof ConfigError)) throw error;
       throw errorAt(['routeFiles', i], `${file}: ${error.reason}`);
     }
-    parseRouteFile(text, file, { servers, routes: config.routes, routed });
+    parseRouteFile(text, file, { servers, routes: config.routes, routed, interfaces });
   }
 }
 
@@ -142,7 +156,11 @@ export function parseConfigDocument(text: string, path: string): ParsedDocument 
   }));
   const routeFiles = result.data.routeFiles.map((file) => resolve(dirname(path), file));
   const errorAt = Object.assign(
-    (field: readonly PropertyKey[], reason: string) => at(locate(doc, field).offset, formatFieldPath(field), reason),
+    (field: readonly PropertyKey[], reason: string) => {
+      // `via: 10.0.0.1` is the one next hop that a list would hold at [0].
+      const shown = !locate(doc, field).found && typeof field.at(-1) === 'number' ? field.slice(0, -1) : field;
+      return at(locate(doc, shown).offset, formatFieldPath(shown), reason);
+    },
     { file: path },
   );
   return { config: { ...result.data, routes, routeFiles }, errorAt };

@@ -13,9 +13,10 @@
 // the YAML loader's do.
 
 import { formatAddress, formatPrefix, Ipv4Error, parseAddress, parsePrefix, type Prefix } from '../util/ipv4.js';
-import { nextHopProblem } from '../util/martians.js';
+import { connectedAddressRole, nextHopProblem, routePrefixProblem } from '../util/martians.js';
 import { ConfigError } from './errors.js';
 import { didYouMean, listSome } from './suggest.js';
+import type { InterfaceAddresses } from './interfaces.js';
 import type { RouteConfig, RouteVia } from './types.js';
 
 /**
@@ -57,6 +58,8 @@ export interface RouteFileContext {
   /** Every route so far; this file's are appended. */
   routes: RouteConfig[];
   routed: RoutedPrefixes;
+  /** The box's interfaces, when known: next hops on their own, network or broadcast addresses are refused. */
+  interfaces?: InterfaceAddresses;
 }
 
 const TOKEN = /[^\s#]+/g;
@@ -68,6 +71,7 @@ export function parseRouteFile(text: string, file: string, context: RouteFileCon
   // Routes with the same next hops share one list, as in the YAML loader.
   const viaLists = new Map<string, RouteVia[]>();
   let knownServers: string[] | undefined;
+  const interfaces = context.interfaces && [...context.interfaces].map(([name, addresses]) => ({ name, addresses }));
   let line = 0;
   // The next '#' at or after the line start, searched again only once passed: one search per comment, not one over the rest of the file per line.
   let hash = -1;
@@ -104,6 +108,8 @@ export function parseRouteFile(text: string, file: string, context: RouteFileCon
       if (!(error instanceof Ipv4Error)) throw error;
       return fail(words[0].column, 'prefix', error.message);
     }
+    const unroutable = routePrefixProblem(prefix);
+    if (unroutable !== undefined) fail(words[0].column, 'prefix', unroutable);
     const earlier = context.routed.claim(prefix, context.routes.length);
     if (earlier !== undefined) fail(words[0].column, 'prefix', `${formatPrefix(prefix)} is already routed at ${earlier}`);
 
@@ -146,6 +152,8 @@ export function parseRouteFile(text: string, file: string, context: RouteFileCon
         }
         const problem = nextHopProblem(address);
         if (problem !== undefined) fail(hop.column, 'via', problem);
+        const role = interfaces && connectedAddressRole(address, interfaces);
+        if (role) fail(hop.column, 'via', `${formatAddress(address)} ${role}`);
         gateway = { address };
       } else {
         const address = context.servers.get(hop.text);

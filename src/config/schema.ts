@@ -11,7 +11,7 @@
 
 import { z } from 'zod';
 import { formatAddress, formatPrefix, Ipv4Error, parseAddress, parsePrefix, type Prefix } from '../util/ipv4.js';
-import { nextHopProblem } from '../util/martians.js';
+import { nextHopProblem, routePrefixProblem } from '../util/martians.js';
 import { didYouMean, listSome } from './suggest.js';
 import {
   IO_BACKENDS,
@@ -220,8 +220,14 @@ const servers = z
 /** Server names start with a letter, so a `via` starting with a digit is an address. */
 type ViaText = { server: string } | { address: number };
 
+/** A route's prefix: never inside a block a router does not forward to (loopback, multicast, ...). */
+const routePrefix = ipv4Field(parsePrefix).superRefine((prefix, ctx) => {
+  const problem = routePrefixProblem(prefix);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const routeSchema = strictMapping({
-  prefix: ipv4Field(parsePrefix),
+  prefix: routePrefix,
   type: oneOf(ROUTE_TYPES).default('unicast'),
   // One next hop, or a list in order of preference: the first healthy one carries the route.
   via: z.union([z.string(), z.array(z.string()).min(1, { error: 'empty list; name at least one next hop' })], {

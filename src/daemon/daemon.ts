@@ -6,7 +6,9 @@ import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
 import { Router } from './router.js';
 import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { interfaceAddressProblem } from '../config/interfaces.js';
+import { formatFieldPath, loadConfig } from '../config/load.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlServer, ControlSocketInUseError } from '../control/server.js';
 import { ControlService } from '../control/service.js';
@@ -99,6 +101,7 @@ export class Daemon {
     }
     const descriptions: PortDescription[] = [];
     for (const i of config.interfaces) descriptions.push(await describeInterface(i.name, i.mtu));
+    await Daemon.checkAddresses(config, configPath, descriptions);
 
     const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
     if (placement) {
@@ -125,6 +128,20 @@ export class Daemon {
       if (config.kernelTransit === 'drop' && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
       throw error;
     }
+  }
+
+  /**
+   * A server or next hop on the router's own address, or on a subnet's
+   * network or broadcast address, stops the start. loadConfig checked the
+   * same against `ip addr`; this catches an address that changed since.
+   */
+  private static async checkAddresses(config: Config, configPath: string, descriptions: PortDescription[]): Promise<void> {
+    const box = new Map(descriptions.map((d) => [d.name, d.addresses] as const));
+    const problem = interfaceAddressProblem(config, box);
+    if (!problem) return;
+    // Read the file again for the line and column (it throws); should it have changed meanwhile, say it without them.
+    await loadConfig(configPath, { interfaceAddresses: async () => box });
+    throw new ConfigError({ file: configPath, field: formatFieldPath(problem.field) }, problem.message);
   }
 
   /** The rest of start(): state, routes, control socket, metrics, ports. */

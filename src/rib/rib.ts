@@ -25,6 +25,7 @@ import type { PortTable } from '../dataplane/ports.js';
 import type { NeighborResolver } from '../neighbor/resolver.js';
 import type { RouteConfig, RouteType } from '../config/types.js';
 import { contains, formatAddress, formatPrefix, maskOf, type Prefix } from '../util/ipv4.js';
+import { connectedAddressRole, nextHopProblem, routePrefixProblem } from '../util/martians.js';
 
 export type RouteSource = 'connected' | 'local' | 'broadcast' | 'config' | 'runtime';
 
@@ -561,19 +562,26 @@ export class Rib {
   private resolveSpec(spec: RouteSpec, source: RouteSource, where: string): RibRoute {
     if (spec.type === 'unicast' && spec.via.length === 0) throw new RibError(`${where}unicast route ${formatPrefix(spec.prefix)} needs a next hop`, 'EBADROUTE');
     if (spec.type !== 'unicast' && spec.via.length > 0) throw new RibError(`${where}${spec.type} route ${formatPrefix(spec.prefix)} takes no next hop`, 'EBADROUTE');
+    const unroutable = routePrefixProblem(spec.prefix);
+    if (unroutable !== undefined) throw new RibError(`${where}${unroutable}`, 'EBADPREFIX');
     // Routes with the same next-hop list share one (frozen) array: a million
     // routes over a few lists would otherwise carry a million copies.
     const cacheKey = spec.via.map((g) => `${g.address >>> 0}:${g.server ?? ''}`).join(',');
     const cached = this.viaLists.get(cacheKey);
     if (cached) return { prefix: spec.prefix, type: spec.type, source, via: cached, nextHop: 0 };
     const seen = new Set<number>();
+    const interfaces = this.ports.names.map((name, port) => ({ name, addresses: this.ports.addresses[port] }));
     const via = spec.via.map((gateway) => {
+      const special = nextHopProblem(gateway.address);
+      if (special !== undefined) throw new RibError(`${where}next hop ${special}`, 'EBADNEXTHOP');
       const port = this.portForGateway(gateway.address);
       const name = gateway.server ? `${gateway.server} (${formatAddress(gateway.address)})` : formatAddress(gateway.address);
       if (port < 0) {
         throw new RibError(`${where}next hop ${name} is not on a connected subnet of any interface (${this.describeSubnets()})`, 'EBADNEXTHOP');
       }
-      if (this.isOwnAddress(gateway.address)) throw new RibError(`${where}next hop ${name} is this router's own address`, 'EBADNEXTHOP');
+      // The router's own address goes to the kernel; a subnet's network or broadcast address is no one host.
+      const role = connectedAddressRole(gateway.address, interfaces);
+      if (role !== undefined) throw new RibError(`${where}next hop ${name} ${role}`, 'EBADNEXTHOP');
       if (seen.has(gateway.address)) throw new RibError(`${where}next hop ${name} is listed twice`, 'EBADNEXTHOP');
       seen.add(gateway.address);
       return Object.freeze({ ...gateway, port: this.ports.names[port] });
@@ -713,10 +721,6 @@ export class Rib {
       }
     }
     return best;
-  }
-
-  private isOwnAddress(address: number): boolean {
-    return this.ports.addresses.some((list) => list.some((a) => a.address === address));
   }
 
   private describeSubnets(): string {

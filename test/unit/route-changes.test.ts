@@ -275,3 +275,47 @@ describe('transactions still see their own changes', () => {
     expect(ARTICLE_ROUTES.length).toBeGreaterThan(0);
   });
 });
+
+describe('questionable next hops and routes are refused, nothing changes', () => {
+  const cases: { what: string; line: string; code: string; message: RegExp }[] = [
+    { what: "a subnet's network address as next hop", line: 'route add 100.64.0.0/24 via 192.168.1.0', code: 'EBADNEXTHOP', message: /^next hop 192\.168\.1\.0 is the network address of lan0's subnet 192\.168\.1\.0\/27$/ },
+    { what: "a subnet's broadcast address as next hop", line: 'route add 100.64.0.0/24 via 192.168.1.31', code: 'EBADNEXTHOP', message: /^next hop 192\.168\.1\.31 is the broadcast address of lan0's subnet 192\.168\.1\.0\/27$/ },
+    { what: 'the upstream broadcast address as next hop', line: 'route replace 0.0.0.0/0 via 10.0.0.255', code: 'EBADNEXTHOP', message: /broadcast address of up0's subnet 10\.0\.0\.0\/24/ },
+    { what: 'a broadcast address second in the list', line: 'route add 100.64.0.0/24 via web1, 172.16.255.255', code: 'EBADNEXTHOP', message: /172\.16\.255\.255 is the broadcast address of lan0's subnet 172\.16\.0\.0\/16/ },
+    { what: "the router's own second address", line: 'route add 100.64.0.0/24 via 172.16.0.1', code: 'EBADNEXTHOP', message: /172\.16\.0\.1 is this router's own address \(lan0 172\.16\.0\.1\/16\)/ },
+    { what: 'a trailing comma', line: 'route add 100.64.0.0/24 via web1,', code: 'EBADARGS', message: /^empty next hop after `web1,`/ },
+    { what: 'a loopback next hop', line: 'route add 100.64.0.0/24 via 127.0.0.1', code: 'EBADNEXTHOP', message: /127\.0\.0\.1 is a loopback address and cannot be a next hop/ },
+    { what: 'a route for loopback', line: 'route add 127.0.0.0/8 via web1', code: 'EBADPREFIX', message: /^127\.0\.0\.0\/8 is in 127\.0\.0\.0\/8 \(loopback\)/ },
+    { what: 'a route inside loopback', line: 'route add 127.1.2.0/24 blackhole', code: 'EBADPREFIX', message: /^127\.1\.2\.0\/24 is in 127\.0\.0\.0\/8 \(loopback\)/ },
+    { what: 'a route for multicast', line: 'route add 224.0.0.0/4 via web1', code: 'EBADPREFIX', message: /^224\.0\.0\.0\/4 is in 224\.0\.0\.0\/4 \(multicast\)/ },
+    { what: 'a route inside multicast', line: 'route replace 239.1.1.0/24 unreachable', code: 'EBADPREFIX', message: /in 224\.0\.0\.0\/4 \(multicast\)/ },
+    { what: 'a route for the limited broadcast', line: 'route add 255.255.255.255/32 via web1', code: 'EBADPREFIX', message: /^255\.255\.255\.255\/32 is the limited broadcast address/ },
+    { what: 'a route for class E', line: 'route add 240.0.0.0/4 via web1', code: 'EBADPREFIX', message: /in 240\.0\.0\.0\/4 \(reserved\)/ },
+    { what: 'a route for "this network"', line: 'route add 0.0.0.0/8 via web1', code: 'EBADPREFIX', message: /^0\.0\.0\.0\/8 is in 0\.0\.0\.0\/8 \("this network"\)/ },
+    { what: 'a route inside "this network"', line: 'route add 0.1.0.0/16 via web1', code: 'EBADPREFIX', message: /in 0\.0\.0\.0\/8/ },
+  ];
+  it.each(cases)('$what: $code', async ({ line, code, message }) => {
+    const r = await rig();
+    const before = await snapshot(r);
+    const error = await refusal(send(r, session(), line));
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toMatch(/\n/);
+    expect(await snapshot(r)).toEqual(before);
+  });
+
+  it('the default route and routes beside the refused blocks are still taken', async () => {
+    const r = await rig();
+    const s = session();
+    for (const line of ['route replace 0.0.0.0/0 via 10.0.0.254', 'route add 1.0.0.0/8 via web1', 'route add 126.0.0.0/8 via web1', 'route add 128.0.0.0/1 via web2', 'route add 223.255.255.0/24 via web1', 'route add 100.64.0.0/24 via 172.16.0.2, 192.168.1.30']) {
+      await send(r, s, line);
+    }
+    expect(r.router.rib.runtimeChanges().size).toBe(6);
+  });
+
+  it('a saved state with such a route does not fit: the RIB refuses it at load', () => {
+    const router = bigRouter(64);
+    const runtime = new Map([['x', { prefix: parsePrefix('224.0.0.0/4'), type: 'unicast' as const, via: [{ address: parseAddress('192.168.1.2') }] }]]);
+    expect(() => router.rib.load(ARTICLE_ROUTES, runtime)).toThrow(/224\.0\.0\.0\/4 is in 224\.0\.0\.0\/4 \(multicast\)/);
+  });
+});

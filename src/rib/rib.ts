@@ -278,11 +278,11 @@ export class RoutePlan {
       const gateway = route!.via.find((v) => this.newGateways.has(v.address))!;
       return new RibError(
         `${where}next hop ${formatAddress(gateway.address)}: neighbour table full: ${gatewayCapacity} gateways at most, ` +
-        `${pinned} in use and ${this.newGateways.size} more needed; nothing applied`, 'EFULL',
+        `${pinned} in use and ${this.newGateways.size} more needed`, 'EFULL',
       );
     }
     if (this.live.usedSlots() + this.newGroups.size > NEXT_HOP_SLOTS) {
-      return new RibError(`${where}next-hop table full: ${NEXT_HOP_SLOTS} next-hop lists at most; nothing applied`, 'EFULL');
+      return new RibError(`${where}next-hop table full: ${NEXT_HOP_SLOTS} next-hop lists at most`, 'EFULL');
     }
     return undefined;
   }

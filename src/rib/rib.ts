@@ -10,11 +10,18 @@
 //
 // How a change reaches the data plane:
 //   load()    builds a whole new LpmTable beside the live one and publishes it
-//             with one assignment to `tables.fib` (start, reload);
-//   commit()  edits the live table in place, all edits of one change inside
-//             one synchronous call. The data plane runs on the same thread
-//             and reads `tables.fib` once per batch, so the call falls between
-//             two batches: no frame sees half a change either way.
+//             with one assignment to `tables.fib` (start, reload). Interface
+//             routes are compiled from the ports each time, so new port
+//             addresses are one more load() with the same config routes and
+//             runtime changes: one swap, or nothing if a route no longer fits;
+//   plan()    checks route changes (a transaction's one at a time, each
+//             against the ones before it) into a RoutePlan, changing nothing;
+//             it refuses what the neighbour or next-hop table cannot hold;
+//   commit()  applies a plan to the live table in place, all edits inside one
+//             synchronous call, touching only the plan's prefixes; if any
+//             step fails, every step before it is undone. The data plane runs
+//             on the same thread and reads `tables.fib` once per batch, so the
+//             call falls between two batches: no frame sees half a change.
 
 import { LpmTable, MAX_NEXT_HOP } from '../fib/lpm.js';
 import {
@@ -329,7 +336,7 @@ export class Rib {
     this.live = {
       route: (key) => this.routesByKey.get(key),
       get runtime() {
-        return rib.runtime;
+        return rib.runtime; // a getter: load() replaces the map
       },
       config: (key) => this.configByKey.get(key),
       resolve: (spec, where) => {
@@ -405,7 +412,8 @@ export class Rib {
       throw new RibError('the routes changed after this change was checked; nothing applied, send it again', 'ESTALE');
     }
     const prepared: Prepared = { pinned: [], groups: [] };
-    const undo: (() => void)[] = [];
+    /** Prefixes whose FIB entry this commit changed; routesByKey still holds what they were. */
+    const edited: string[] = [];
     const fib = this.tables.fib;
     try {
       // Next hops first, so no leaf ever points at a slot that is not ready.
@@ -416,14 +424,20 @@ export class Rib {
           route.nextHop = this.nextHopFor(route);
           if (old?.nextHop === route.nextHop) continue;
           fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
-          undo.push(old ? () => fib.insert(old.prefix.address, old.prefix.length, old.nextHop) : () => fib.delete(route.prefix.address, route.prefix.length));
         } else if (old) {
           fib.delete(old.prefix.address, old.prefix.length);
-          undo.push(() => fib.insert(old.prefix.address, old.prefix.length, old.nextHop));
+        } else {
+          continue;
         }
+        edited.push(key);
       }
     } catch (error) {
-      for (const step of undo.reverse()) step();
+      for (const key of edited.reverse()) {
+        const old = this.routesByKey.get(key);
+        const prefix = (old ?? plan.routes.get(key)!).prefix;
+        if (old) fib.insert(prefix.address, prefix.length, old.nextHop);
+        else fib.delete(prefix.address, prefix.length);
+      }
       this.undoPrepared(prepared);
       throw asRibError(error);
     }

@@ -209,6 +209,41 @@ describe('the RIB on its own: commit is all or nothing', () => {
   });
 });
 
+describe('the RIB on its own: a FIB that runs out of room mid-commit', () => {
+  it('every edit made so far is undone: lookups, routes, pins and slots as before', () => {
+    const router = bigRouter(64);
+    const rib = router.rib;
+    const fib = router.tables.fib;
+    const probes = ['192.168.1.33', '192.168.1.65', '8.8.8.8', ...Array.from({ length: 10 }, (_, i) => `100.64.${i}.1`)].map(parseAddress);
+    const lookups = () => probes.map((a) => fib.lookup(a));
+    const changes: RouteChange[] = [
+      { op: 'replace', route: { prefix: parsePrefix('192.168.1.32/27'), type: 'unicast', via: [{ address: parseAddress('192.168.1.3') }] } },
+      { op: 'del', prefix: parsePrefix('192.168.1.64/27') },
+      ...Array.from({ length: 10 }, (_, i): RouteChange => ({
+        op: 'add', route: { prefix: parsePrefix(`100.64.${i}.0/24`), type: 'unicast', via: [{ address: parseAddress(`172.16.1.${i + 1}`) }] },
+      })),
+    ];
+    const plan = rib.plan(changes);
+    const before = { lookups: lookups(), routes: rib.routes(), pinned: router.resolver.rows().filter((r) => r.pinned).length, slots: router.tables.nextHops.used };
+    // The LpmTable throws RangeError when its tbl8 groups run out; make the 6th edit do so.
+    const insert = fib.insert.bind(fib);
+    let edits = 0;
+    fib.insert = (prefix, length, nextHop) => {
+      if (++edits === 6) throw new RangeError('lpm: tbl8 exhausted (test)');
+      insert(prefix, length, nextHop);
+    };
+    expect(() => rib.commit(plan)).toThrow('lpm: tbl8 exhausted (test); nothing applied');
+    fib.insert = insert;
+    expect(lookups()).toEqual(before.lookups);
+    expect(rib.routes()).toEqual(before.routes);
+    expect(router.resolver.rows().filter((r) => r.pinned).length).toBe(before.pinned);
+    expect(router.tables.nextHops.used).toBe(before.slots);
+    // And the RIB still works: the same changes, planned again, go through.
+    rib.commit(rib.plan(changes));
+    expect(fib.lookup(parseAddress('100.64.9.1'))).not.toBe(before.lookups.at(-1));
+  });
+});
+
 describe('work grows with the number of changes, not its square', () => {
   /** Adds n routes in one transaction, then deletes them in another; the work of each. */
   async function transactions(n: number): Promise<{ add: number; del: number }> {

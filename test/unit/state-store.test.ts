@@ -66,3 +66,23 @@ describe('state file: temp files that kill -9 left behind', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 });
+
+describe('state file: set aside, never overwritten', () => {
+  it('moves the file to FILE.REASON-TIMESTAMP; a second one in the same second gets a suffix, the first is kept', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'state.json');
+    const store = new StateStore(file);
+    const now = new Date('2026-11-25T19:08:12.345Z');
+    await writeFile(file, 'first');
+    const first = await store.setAside('unfit', now);
+    expect(first).toBe(`${file}.unfit-20261125T190812Z`);
+    await writeFile(file, 'second');
+    const second = await store.setAside('unfit', now);
+    expect(second).toBe(`${file}.unfit-20261125T190812Z-1`);
+    expect(await readFile(first, 'utf8')).toBe('first');
+    expect(await readFile(second, 'utf8')).toBe('second');
+    // The next save writes a new state file beside them.
+    await store.save(new Map());
+    expect((await readdir(dir)).sort()).toEqual(['state.json', 'state.json.unfit-20261125T190812Z', 'state.json.unfit-20261125T190812Z-1']);
+  });
+});

@@ -24,6 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RouteConfig } from '../src/config/types.js';
 import { LpmTable } from '../src/fib/lpm.js';
+import { routePrefixProblem } from '../src/util/martians.js';
 import { articleRouter } from './article-router.js';
 import { bgpLikeRoutes, FULL_TABLE_ROUTES } from './lpm.bench.js';
 
@@ -82,7 +83,8 @@ function configRoutes(): RouteConfig[] {
   let line = 0;
   for (const [prefix, length, nextHop] of bgpLikeRoutes(FULL_TABLE_ROUTES, 1)) {
     line++;
-    if (INTERFACE_ROUTES.has(`${prefix}/${length}`)) continue;
+    // A real table carries no loopback (127/8) routes, and the RIB refuses them.
+    if (INTERFACE_ROUTES.has(`${prefix}/${length}`) || routePrefixProblem({ address: prefix, length }) !== undefined) continue;
     routes.push({
       prefix: { address: prefix, length },
       type: 'unicast',
@@ -139,10 +141,10 @@ function scenarioRouter(): void {
   // One runtime change through the control path, as `vipr ctl route add` does it.
   const prefix = { address: ip(203, 0, 113, 0), length: 24 };
   const planStart = performance.now();
-  const runtime = rib.plan([{ op: 'add', route: { prefix, type: 'unicast', via: [{ address: ip(10, 0, 0, 254) }] } }]);
+  const plan = rib.plan([{ op: 'add', route: { prefix, type: 'unicast', via: [{ address: ip(10, 0, 0, 254) }] } }]);
   const planMs = performance.now() - planStart;
   const commitStart = performance.now();
-  rib.commit(runtime);
+  rib.commit(plan);
   const commitMs = performance.now() - commitStart;
   report(
     `after one \`route add\` on the 1M table`,

@@ -40,6 +40,10 @@ function formatConfigError(location: ConfigErrorLocation, reason: string): strin
   let where = location.file;
   if (location.line !== undefined) where += `:${location.line}:${location.column ?? 1}`;
   const field = location.field === undefined ? '' : `${location.field}: `;
-  // Newlines would break the one-line promise; YAML or zod text could carry one.
-  return `${where}: ${field}${reason}`.replace(/\s*\n\s*/g, ' ');
+  // Line breaks would break the one-line promise (YAML or zod text, or a value
+  // quoted from the file, can carry one, U+2028 included); other control bytes
+  // are shown escaped, so a terminal prints them as what they are.
+  return `${where}: ${field}${reason}`
+    .replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -1,31 +1,125 @@
-// Reads the YAML config, checks it against the schema and returns the typed
-// Config, or throws one ConfigError pointing at the first problem in the file.
+// Reads the YAML config, checks it against the schema, reads the route files
+// it names and returns the typed Config, or throws one ConfigError pointing
+// at the first problem in the file.
 //
 // zod knows paths (`routes[2].prefix`), YAML knows positions; the document
 // tree joins the two so every message says FILE:LINE:COL.
 
-import { readFile } from 'node:fs/promises';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from 'yaml';
+import { open } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { configErrorMap, configSchema, type ConfigIssueParams } from './schema.js';
+import { interfaceAddressProblem, readInterfaceAddresses, type InterfaceAddresses, type InterfaceAddressReader } from './interfaces.js';
+import { parseRouteFile, ROUTE_FILE_LIMIT, RoutedPrefixes } from './route-file.js';
 import type { Config } from './types.js';
 
-export async function loadConfig(path: string): Promise<Config> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError({ file: path }, `cannot read the config file: ${reason}`);
-  }
-  return parseConfig(text, path);
+/**
+ * The largest config file read. YAML costs far more than its size to parse
+ * (a node with its position per value: about 250 bytes of memory and 70 µs of
+ * CPU per route on a 2-core box), and a reload parses it inside the daemon. 1 MiB
+ * holds about 20,000 routes in flow style (`- { prefix: ..., via: [...] }`,
+ * ~50 bytes each) and parses in about 1.5 s and 250 MB; the article's own
+ * file is 3 KB. A full table (1M routes would be ~50 MB of YAML, ~1 GB and a
+ * minute to parse) goes in route files, one route per line (route-file.ts).
+ */
+export const CONFIG_FILE_LIMIT = 1024 * 1024;
+
+export interface LoadOptions {
+  /**
+   * Where the box's interface addresses come from, to refuse servers and
+   * next hops on the router's own, network or broadcast addresses: `ip -j
+   * addr` by default; null to judge the file alone (a file for another box).
+   */
+  interfaceAddresses?: InterfaceAddressReader | null;
 }
 
-/** `path` is only used in messages. */
+export async function loadConfig(path: string, options: LoadOptions = {}): Promise<Config> {
+  const text = await readLimited(path, CONFIG_FILE_LIMIT, 'config file', 'big route tables go in routeFiles (one route per line, see the README)');
+  const parsed = parseConfigDocument(text, path);
+  const reader = options.interfaceAddresses === undefined ? readInterfaceAddresses : options.interfaceAddresses;
+  const box = reader ? await reader(parsed.config.interfaces.map((i) => i.name)) : undefined;
+  const problem = box && interfaceAddressProblem(parsed.config, box);
+  if (problem) throw parsed.errorAt(problem.field, problem.message);
+  await readRouteFiles(parsed, box);
+  return parsed.config;
+}
+
+/** Appends each route file's routes to the config's (a file that cannot be read is reported at its routeFiles entry). */
+async function readRouteFiles({ config, errorAt }: ParsedDocument, interfaces: InterfaceAddresses | undefined): Promise<void> {
+  if (config.routeFiles.length === 0) return;
+  const servers = new Map(config.servers.map((s) => [s.name, s.address]));
+  const routed = new RoutedPrefixes(config.routes, errorAt.file);
+  for (const [i, file] of config.routeFiles.entries()) {
+    let text: string;
+    try {
+      text = await readLimited(file, ROUTE_FILE_LIMIT, 'route file', 'split the table over several route files');
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw errorAt(['routeFiles', i], `${file}: ${error.reason}`);
+    }
+    parseRouteFile(text, file, { servers, routes: config.routes, routed, interfaces });
+  }
+}
+
+/** Reads a whole text file, refusing one over `limit` bytes without reading it. */
+export async function readLimited(path: string, limit: number, what: string, hint: string): Promise<string> {
+  const fail = (reason: string): never => {
+    throw new ConfigError({ file: path }, reason);
+  };
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    return fail(`cannot read the ${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  try {
+    const tooBig = (size: number) =>
+      fail(`the file is ${(size / 1024 / 1024).toFixed(1)} MiB (${size} bytes), over the ${limit / 1024 / 1024} MiB limit for a ${what}; ${hint}`);
+    const { size } = await handle.stat();
+    if (size > limit) tooBig(size);
+    // Read at most one byte past the limit: a file that grew since stat() is caught too.
+    const buffer = Buffer.alloc(Math.min(size, limit) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buffer.length) {
+        if (length > limit) tooBig(length);
+        break;
+      }
+    }
+    return buffer.toString('utf8', 0, length);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    return fail(`cannot read the ${what}: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The YAML file alone (its routeFiles are named, not read: loadConfig reads
+ * them). `path` is used in messages and to resolve relative route files.
+ */
 export function parseConfig(text: string, path: string): Config {
+  return parseConfigDocument(text, path).config;
+}
+
+/** A parsed config and a way to point at any of its fields, for checks made after parsing. */
+export interface ParsedDocument {
+  config: Config;
+  errorAt: ((field: readonly PropertyKey[], reason: string) => ConfigError) & { file: string };
+}
+
+export function parseConfigDocument(text: string, path: string): ParsedDocument {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found below, in one pass: the yaml library's own check
+  // compares each key with every earlier one of its mapping (quadratic in a
+  // mapping of 20,000 servers).
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number, field?: string, reason = '') => {
     const { line, col } = lineCounter.linePos(offset);
     return new ConfigError({ file: path, line, column: col, field }, reason);
@@ -34,8 +128,11 @@ export function parseConfig(text: string, path: string): Config {
   // Warnings too: an unresolved tag such as `!!int x` means the file does not
   // say what its author thinks it says.
   const yamlProblem = doc.errors[0] ?? doc.warnings[0];
-  if (yamlProblem !== undefined) {
-    throw at(yamlProblem.pos[0], undefined, `YAML: ${describeYamlError(yamlProblem, doc, lineCounter)}`);
+  if (yamlProblem !== undefined) throw at(yamlProblem.pos[0], undefined, `YAML: ${yamlProblem.message}`);
+  const duplicate = findDuplicateKey(doc);
+  if (duplicate !== undefined) {
+    const line = lineCounter.linePos(duplicate.firstOffset).line;
+    throw at(duplicate.offset, undefined, `YAML: duplicate key ${JSON.stringify(duplicate.key)}; it is already set at line ${line}`);
   }
   const badAlias = findUnresolvedAlias(doc);
   if (badAlias !== undefined) {
@@ -57,31 +154,32 @@ export function parseConfig(text: string, path: string): Config {
     ...route,
     sourceLine: lineCounter.linePos(locate(doc, ['routes', i]).offset).line,
   }));
-  return { ...result.data, routes };
+  const routeFiles = result.data.routeFiles.map((file) => resolve(dirname(path), file));
+  const errorAt = Object.assign(
+    (field: readonly PropertyKey[], reason: string) => {
+      // `via: 10.0.0.1` is the one next hop that a list would hold at [0].
+      const shown = !locate(doc, field).found && typeof field.at(-1) === 'number' ? field.slice(0, -1) : field;
+      return at(locate(doc, shown).offset, formatFieldPath(shown), reason);
+    },
+    { file: path },
+  );
+  return { config: { ...result.data, routes, routeFiles }, errorAt };
 }
 
-function describeYamlError(error: YAMLError, doc: Document, lineCounter: LineCounter): string {
-  if (error.code === 'DUPLICATE_KEY') {
-    const duplicate = findDuplicateKey(doc, error.pos[0]);
-    if (duplicate !== undefined) {
-      const line = lineCounter.linePos(duplicate.firstOffset).line;
-      return `duplicate key ${JSON.stringify(duplicate.key)}; it is already set at line ${line}`;
-    }
-  }
-  return error.message;
-}
-
-/** The key of the mapping pair starting at `offset`, and where that key first appeared. */
-function findDuplicateKey(doc: Document, offset: number): { key: string; firstOffset: number } | undefined {
-  let found: { key: string; firstOffset: number } | undefined;
+/** The first key (in file order) that repeats an earlier key of its mapping, and where that earlier one is. */
+function findDuplicateKey(doc: Document): { key: string; offset: number; firstOffset: number } | undefined {
+  let found: { key: string; offset: number; firstOffset: number } | undefined;
   visit(doc, {
     Map(_key, map) {
-      const duplicate = map.items.find((pair) => rangeStart(pair.key) === offset);
-      if (duplicate === undefined) return undefined;
-      const key = keyText(duplicate.key);
-      const first = map.items.find((pair) => keyText(pair.key) === key);
-      found = { key, firstOffset: rangeStart(first?.key) ?? offset };
-      return visit.BREAK;
+      const seen = new Map<string, number>();
+      for (const pair of map.items) {
+        const key = keyText(pair.key);
+        const offset = rangeStart(pair.key) ?? 0;
+        const first = seen.get(key);
+        if (first === undefined) seen.set(key, offset);
+        // Mappings are visited outside-in, so a later mapping's duplicate may come earlier in the file.
+        else if (found === undefined || offset < found.offset) found = { key, offset, firstOffset: first };
+      }
     },
   });
   return found;
@@ -138,7 +236,7 @@ function locate(doc: Document, path: readonly PropertyKey[], at?: 'key'): Locate
     let next: unknown;
     let keyOffset: number | undefined;
     if (isMap(node)) {
-      const pair = node.items.find((item) => keyText(item.key) === String(segment));
+      const pair = pairsByKey(node).get(String(segment));
       if (pair !== undefined) {
         next = pair.value;
         keyOffset = rangeStart(pair.key);
@@ -154,6 +252,22 @@ function locate(doc: Document, path: readonly PropertyKey[], at?: 'key'): Locate
     node = next;
   }
   return { offset, found: true };
+}
+
+/** A mapping's pairs by key, made once per mapping: locating every issue of a 20,000-server file stays linear. */
+const pairIndexes = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function pairsByKey(map: YAMLMap): Map<string, Pair> {
+  let index = pairIndexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const pair of map.items) {
+      const key = keyText(pair.key);
+      if (!index.has(key)) index.set(key, pair as Pair);
+    }
+    pairIndexes.set(map, index);
+  }
+  return index;
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -11,7 +11,8 @@
 
 import { z } from 'zod';
 import { formatAddress, formatPrefix, Ipv4Error, parseAddress, parsePrefix, type Prefix } from '../util/ipv4.js';
-import { didYouMean } from './suggest.js';
+import { nextHopProblem, routePrefixProblem } from '../util/martians.js';
+import { didYouMean, listSome } from './suggest.js';
 import {
   IO_BACKENDS,
   KERNEL_FORWARDING_POLICIES,
@@ -111,17 +112,6 @@ function ipv4Field<T>(parse: (text: string) => T) {
       return z.NEVER;
     }
   });
-}
-
-/** Why `address` cannot be a next hop, or undefined when it can. */
-function nextHopProblem(address: number): string | undefined {
-  const first = address >>> 24;
-  const text = formatAddress(address);
-  if (first === 0) return `${text} is in 0.0.0.0/8 ("this network") and cannot be a next hop`;
-  if (first === 127) return `${text} is a loopback address and cannot be a next hop`;
-  if (first >= 224 && first <= 239) return `${text} is a multicast address and cannot be a next hop`;
-  if (first >= 240) return `${text} is a reserved or broadcast address and cannot be a next hop`;
-  return undefined;
 }
 
 const nextHopAddress = ipv4Field(parseAddress).superRefine((address, ctx) => {
@@ -230,8 +220,14 @@ const servers = z
 /** Server names start with a letter, so a `via` starting with a digit is an address. */
 type ViaText = { server: string } | { address: number };
 
+/** A route's prefix: never inside a block a router does not forward to (loopback, multicast, ...). */
+const routePrefix = ipv4Field(parsePrefix).superRefine((prefix, ctx) => {
+  const problem = routePrefixProblem(prefix);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const routeSchema = strictMapping({
-  prefix: ipv4Field(parsePrefix),
+  prefix: routePrefix,
   type: oneOf(ROUTE_TYPES).default('unicast'),
   // One next hop, or a list in order of preference: the first healthy one carries the route.
   via: z.union([z.string(), z.array(z.string()).min(1, { error: 'empty list; name at least one next hop' })], {
@@ -293,6 +289,8 @@ export const configSchema = strictMapping({
     .min(1, { error: `empty; ${LIST_PORTS}` }),
   servers: servers.prefault({}),
   routes: z.array(routeSchema).default([]),
+  // Big tables, one route per line (route-file.ts); relative paths are from the config file's directory.
+  routeFiles: z.array(z.string().min(1, { error: 'empty; give a path' }).regex(/^[^\0]*$/, { error: 'must not contain NUL' })).default([]),
   neighbors: strictMapping({
     reachableMs: integer(1_000, 3_600_000).default(30_000),
     retransmitMs: integer(10, 60_000).default(1_000),
@@ -343,12 +341,17 @@ export const configSchema = strictMapping({
     ctx.addIssue({ code: 'custom', path, message, params });
   };
 
+  // Only the first problem in the file is reported, so each section stops at
+  // its first: a file of 20,000 bad routes costs what one does.
   const interfaceIndex = new Map<string, number>();
-  config.interfaces.forEach((port, i) => {
+  for (const [i, port] of config.interfaces.entries()) {
     const first = interfaceIndex.get(port.name);
     if (first === undefined) interfaceIndex.set(port.name, i);
-    else clash(['interfaces', i, 'name'], `"${port.name}" is already listed by interfaces[${first}]`, ['interfaces', first]);
-  });
+    else {
+      clash(['interfaces', i, 'name'], `"${port.name}" is already listed by interfaces[${first}]`, ['interfaces', first]);
+      break;
+    }
+  }
 
   const serverByAddress = new Map<number, string>();
   const serverAddress = new Map<string, number>();
@@ -362,13 +365,17 @@ export const configSchema = strictMapping({
         `${formatAddress(server.address)} is already the address of server ${first}`,
         ['servers', first, 'address'],
       );
+      break;
     }
   }
 
   const routeIndex = new Map<string, number>();
   // Routes with the same next hops share one list (a big table names a few lists many times).
   const viaLists = new Map<string, { server?: string; address: number }[]>();
-  const routes = config.routes.map((route, i) => {
+  let knownServers: string[] | undefined;
+  const routes: ParsedConfig['routes'] = [];
+  for (const [i, route] of config.routes.entries()) {
+    const issues = ctx.issues.length;
     const key = formatPrefix(route.prefix);
     const first = routeIndex.get(key);
     if (first === undefined) routeIndex.set(key, i);
@@ -398,21 +405,22 @@ export const configSchema = strictMapping({
       const name = text.server;
       const address = serverAddress.get(name);
       if (address === undefined) {
-        const known = [...serverAddress.keys()];
-        const message = known.length === 0
+        knownServers ??= [...serverAddress.keys()];
+        const message = knownServers.length === 0
           ? `unknown server "${name}"; no servers are defined`
-          : `unknown server "${name}"${didYouMean(name, known)} (known servers: ${known.join(', ')})`;
+          : `unknown server "${name}"${didYouMean(name, knownServers)} (known servers: ${listSome(knownServers)})`;
         ctx.addIssue({ code: 'custom', path: ['routes', i, ...path], message });
       } else if (!listed(address, path, name)) {
         result.via.push({ server: name, address });
       }
     }
+    if (ctx.issues.length > issues) break;
     const viaKey = result.via.map((v) => `${v.address >>> 0}:${v.server ?? ''}`).join(',');
     const shared = viaLists.get(viaKey);
     if (shared) result.via = shared;
     else viaLists.set(viaKey, result.via);
-    return result;
-  });
+    routes.push(result);
+  }
 
   return { ...config, routes };
 });

@@ -1,4 +1,4 @@
-// "Did you mean" for config keys, enum values and server names.
+// "Did you mean" for config keys, enum values and server names, and lists of names short enough for one line.
 
 /** Lower case without `_` and `-`, so `kernel_forwarding` meets `kernelForwarding`. */
 function normalize(word: string): string {
@@ -58,4 +58,9 @@ export function closest(word: string, candidates: readonly string[]): string | u
 export function didYouMean(word: string, candidates: readonly string[]): string {
   const match = closest(word, candidates);
   return match === undefined ? '' : `; did you mean "${match}"?`;
+}
+
+/** The first names of a long list and how many more: a message naming 20,000 servers stays one readable line. */
+export function listSome(names: readonly string[], shown = 8): string {
+  return names.length <= shown ? names.join(', ') : `${names.slice(0, shown).join(', ')} and ${names.length - shown} more`;
 }

@@ -75,8 +75,10 @@ export interface RouteConfig {
   type: RouteType;
   /** Next hops in order of preference (the first healthy one carries the route); empty unless `type` is 'unicast'. */
   via: RouteVia[];
-  /** 1-based line of the config file the route came from. */
+  /** 1-based line of the file the route came from. */
   sourceLine: number;
+  /** The route file it came from (routeFiles); absent for routes in the YAML config. */
+  sourceFile?: string;
 }
 
 export interface NeighborConfig {
@@ -138,8 +140,10 @@ export interface Config {
   interfaces: InterfaceConfig[];
   /** In file order. */
   servers: ServerConfig[];
-  /** In file order. */
+  /** In file order: the YAML file's, then each route file's. */
   routes: RouteConfig[];
+  /** Route files (one route per line), absolute; their routes are in `routes` once loadConfig has read them. */
+  routeFiles: string[];
   neighbors: NeighborConfig;
   icmp: IcmpConfig;
   dataplane: DataplaneConfig;

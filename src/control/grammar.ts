@@ -140,12 +140,31 @@ function parseTarget(words: string[], verb: string): RouteTarget {
     return { type: kind };
   }
   if (kind !== 'via') throw new ControlError('EBADARGS', `expected \`via\`, \`unreachable\` or \`blackhole\` after the prefix, not \`${kind}\``);
-  const via = rest.join(' ').split(/\s*,\s*|\s+/).filter((w) => w.length > 0);
-  if (via.length === 0) throw new ControlError('EBADARGS', '`via` needs at least one next hop (a server name or an address)');
+  const via = nextHopList(rest.join(' '));
   for (const hop of via) {
     if (!NEXT_HOP.test(hop)) throw new ControlError('EBADNEXTHOP', `\`${hop}\` is neither a server name nor an IPv4 address`);
   }
   return { type: 'unicast', via };
+}
+
+/**
+ * `web1,web2`, `web1, web2` or `web1 web2`. An empty place in the list
+ * (`web1,`, `web1,,web2`, `,web1`) is refused: it is usually a next hop the
+ * operator meant to type and did not, and the route must not go out without it.
+ */
+function nextHopList(text: string): string[] {
+  const pieces = text.split(',').map((piece) => piece.trim().split(/\s+/).filter((w) => w.length > 0));
+  if (pieces.every((words) => words.length === 0)) {
+    throw new ControlError('EBADARGS', '`via` needs at least one next hop (a server name or an address)');
+  }
+  pieces.forEach((words, i) => {
+    if (words.length > 0) return;
+    if (i === 0) {
+      throw new ControlError('EBADARGS', `empty next hop before \`,${pieces.find((p) => p.length > 0)![0]}\`: a comma must follow a next hop`);
+    }
+    throw new ControlError('EBADARGS', `empty next hop after \`${pieces[i - 1].at(-1) ?? ''},\`: a comma must be followed by a next hop`);
+  });
+  return pieces.flat();
 }
 
 /** `trace FILE [prefix P] [port NAME] [drop REASON|drops] [count N] [seconds S]` or `trace stop`. */

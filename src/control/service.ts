@@ -6,10 +6,12 @@
 // the live FIB in one synchronous call, reply ok. Changes are serialised, so
 // two clients never interleave a save and an apply.
 
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
+import { listSome } from '../config/suggest.js';
 import type { ServerConfig } from '../config/types.js';
 import type { Router } from '../daemon/router.js';
-import { describe, RibError, type RibRoute, type RouteChange, type RouteSpec } from '../rib/rib.js';
+import { describe, RibError, type RibRoute, type RouteChange, type RoutePlan, type RouteSpec } from '../rib/rib.js';
 import { formatAddress, formatPrefix, parseAddress } from '../util/ipv4.js';
 import { HELP, type Request, type RouteChangeRequest } from './grammar.js';
 import { ControlError, textReply, type Reply } from './protocol.js';
@@ -36,12 +38,26 @@ export interface ControlContext {
   portStats?(): Record<string, Record<string, number>>;
 }
 
+/** Changes logged one line each; a bigger transaction (a table loaded at once) gets one summary line, each change at debug. */
+const CHANGES_LOGGED = 64;
+
+/** A RibError as the ControlError the client sees (same code and message); anything else as it is. */
+function toControlError(error: unknown): unknown {
+  return error instanceof RibError ? new ControlError(error.code, error.message) : error;
+}
+
 /** Backend counters that mean a frame was lost or refused, shown in `stats`. */
 const BACKEND_LOSSES = ['kernelDrops', 'kernelFreezes', 'rxTooLong', 'txFailed', 'txBlocked', 'socketErrors'] as const;
 
 /** Per-connection state: an open transaction collects changes until commit. */
 export interface Session {
   transaction: RouteChange[] | null;
+  /**
+   * The transaction's changes validated so far, against the RIB as it was:
+   * each queued change is checked against it alone (O(1) per change, not a
+   * re-check of the whole list). Made again when the RIB changed meanwhile.
+   */
+  plan?: RoutePlan;
   /**
    * Requests refused while the transaction was open. Any refusal makes commit
    * apply nothing: the operator meant all of the changes, not the rest of them.
@@ -99,26 +115,30 @@ export class ControlService {
       case 'begin':
         if (session.transaction) throw new ControlError('ETRANSACTION', 'a transaction is already open; `commit` or `abort` it first');
         session.transaction = [];
+        session.plan = undefined;
         session.refused = 0;
         return textReply(['transaction open: send changes, then `commit` (or `abort`)'], { transaction: 'open' });
       case 'abort': {
         if (!session.transaction) throw new ControlError('ETRANSACTION', 'no transaction is open');
         const dropped = session.transaction.length;
         session.transaction = null;
+        session.plan = undefined;
         session.refused = 0;
         return textReply([`transaction aborted: ${dropped} change(s) dropped, nothing applied`], { dropped });
       }
       case 'commit': {
         if (!session.transaction) throw new ControlError('ETRANSACTION', 'no transaction is open; `begin` first');
         const changes = session.transaction;
+        const plan = session.plan;
         const refused = session.refused ?? 0;
         session.transaction = null; // closed either way: applied whole, or not at all
+        session.plan = undefined;
         session.refused = 0;
         if (refused > 0) {
           throw new ControlError('ETRANSACTION', `${refused} request(s) in this transaction were refused; nothing applied (${changes.length} queued change(s) dropped), \`begin\` again`);
         }
         if (changes.length === 0) return textReply(['nothing to commit'], { applied: 0 });
-        await this.apply(changes);
+        await this.apply(changes, plan);
         return textReply([`committed ${changes.length} change(s) at once`], { applied: changes.length });
       }
       case 'reload':
@@ -129,13 +149,18 @@ export class ControlService {
       default: {
         if (session.transaction) {
           // Validate now against what the transaction has so far, so a typo is reported at once.
+          const queued = session.transaction;
           let change: RouteChange;
           try {
             change = this.toChange(request);
-            this.plan([...session.transaction, change]);
+            const rib = this.context.router.rib;
+            if (!session.plan || !rib.isCurrent(session.plan)) session.plan = this.plan(queued);
+            const plan = session.plan;
+            const where = queued.length > 0 ? `change ${queued.length + 1}: ` : '';
+            plan.add(change, where);
           } catch (error) {
             session.refused = (session.refused ?? 0) + 1;
-            throw error;
+            throw toControlError(error);
           }
           session.transaction.push(change);
           return textReply([`queued (${session.transaction.length} in transaction)`], { queued: session.transaction.length });
@@ -177,26 +202,46 @@ export class ControlService {
     }
   }
 
-  /** Validate, persist, then apply; all or nothing. */
-  private apply(changes: RouteChange[]): Promise<void> {
+  /**
+   * Validate, persist, then apply; all or nothing. `plan` is the transaction's
+   * own, used when it is still current (else the changes are checked again).
+   */
+  private apply(changes: RouteChange[], plan?: RoutePlan): Promise<void> {
     return this.serial(async () => {
-      const runtime = this.plan(changes);
+      const { router, store, log } = this.context;
+      const rib = router.rib;
+      const checked = plan && rib.isCurrent(plan) && plan.size === changes.length ? plan : this.plan(changes);
       try {
-        await this.context.store.save(runtime);
+        await store.save(checked.runtimeAfter());
       } catch (error) {
-        throw new ControlError('ESTATE', `could not save state to ${this.context.store.file} (${(error as Error).message}); nothing changed`);
+        throw new ControlError('ESTATE', `could not save state to ${store.file} (${(error as Error).message}); nothing changed`);
       }
-      this.context.router.rib.commit(runtime);
-      for (const change of changes) this.context.log.info({ change: describeChange(change) }, `route change: ${describeChange(change)}`);
+      try {
+        rib.commit(checked);
+      } catch (error) {
+        // The file already holds the change the RIB refused: put back what is live.
+        await store.save(rib.runtimeChanges()).catch((restoreError: Error) => {
+          log.error({ err: restoreError }, `could not put the state file ${store.file} back after a failed change: it holds a change that was not applied`);
+        });
+        throw toControlError(error);
+      }
+      if (changes.length <= CHANGES_LOGGED) {
+        for (const change of changes) log.info({ change: describeChange(change) }, `route change: ${describeChange(change)}`);
+      } else {
+        const ops = new Map<string, number>();
+        for (const change of changes) ops.set(change.op, (ops.get(change.op) ?? 0) + 1);
+        const counts = [...ops].map(([op, count]) => `${count} ${op}`).join(', ');
+        log.info({ changes: changes.length, ops: Object.fromEntries(ops) }, `route changes: ${changes.length} applied at once (${counts}); first ${describeChange(changes[0])}, last ${describeChange(changes[changes.length - 1])}`);
+        if (log.isLevelEnabled('debug')) for (const change of changes) log.debug({ change: describeChange(change) }, `route change: ${describeChange(change)}`);
+      }
     });
   }
 
-  private plan(changes: RouteChange[]) {
+  private plan(changes: RouteChange[]): RoutePlan {
     try {
       return this.context.router.rib.plan(changes);
     } catch (error) {
-      if (error instanceof RibError) throw new ControlError(error.code, error.message);
-      throw error;
+      throw toControlError(error);
     }
   }
 
@@ -217,7 +262,7 @@ export class ControlService {
   }
 
   private resolveNextHop(hop: string): { address: number; server?: string } {
-    const servers = this.context.servers();
+    const servers = serverIndex(this.context.servers());
     if (/^\d/.test(hop)) {
       let address: number;
       try {
@@ -225,13 +270,13 @@ export class ControlService {
       } catch (error) {
         throw new ControlError('EBADNEXTHOP', (error as Error).message);
       }
-      const server = servers.find((s) => s.address === address);
+      const server = servers.byAddress.get(address);
       return server ? { address, server: server.name } : { address };
     }
-    const server = servers.find((s) => s.name === hop);
+    const server = servers.byName.get(hop);
     if (!server) {
-      const known = servers.map((s) => s.name);
-      throw new ControlError('EUNKNOWNSERVER', `unknown server \`${hop}\`${known.length ? ` (known: ${known.join(', ')})` : '; no servers are configured'}`);
+      const known = [...servers.byName.keys()];
+      throw new ControlError('EUNKNOWNSERVER', `unknown server \`${hop}\`${known.length ? ` (known: ${listSome(known)})` : '; no servers are configured'}`);
     }
     return { address: server.address, server: server.name };
   }
@@ -335,6 +380,19 @@ export class ControlService {
   }
 }
 
+/** Servers by name and by address, made once per server list (a reload brings a new list). */
+const serverIndexes = new WeakMap<readonly ServerConfig[], { byName: Map<string, ServerConfig>; byAddress: Map<number, ServerConfig> }>();
+
+function serverIndex(servers: readonly ServerConfig[]) {
+  let index = serverIndexes.get(servers);
+  if (!index) {
+    index = { byName: new Map(servers.map((s) => [s.name, s])), byAddress: new Map() };
+    for (const server of servers) if (!index.byAddress.has(server.address)) index.byAddress.set(server.address, server);
+    serverIndexes.set(servers, index);
+  }
+  return index;
+}
+
 function ago(iso: string): string {
   const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
   return seconds < 120 ? `${seconds.toFixed(1)}s ago` : seconds < 7200 ? `${Math.round(seconds / 60)}m ago` : `${Math.round(seconds / 3600)}h ago`;
@@ -346,7 +404,7 @@ function nonZero(values: Record<string, number>): string {
 }
 
 function sourceOf(route: RibRoute): string {
-  if (route.source === 'config') return `config:${route.sourceLine}`;
+  if (route.source === 'config') return `${route.sourceFile === undefined ? 'config' : basename(route.sourceFile)}:${route.sourceLine}`;
   if (route.source === 'runtime') return route.overrides ? 'runtime (overrides config)' : 'runtime';
   return route.source;
 }
@@ -359,6 +417,7 @@ function routeJson(route: RibRoute) {
     port: route.via[0]?.port ?? route.port,
     source: route.source,
     sourceLine: route.sourceLine,
+    sourceFile: route.sourceFile,
     overridesConfig: route.overrides === 'config',
   };
 }

@@ -6,13 +6,14 @@ import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
 import { Router } from './router.js';
 import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
-import { rename } from 'node:fs/promises';
-import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { interfaceAddressProblem } from '../config/interfaces.js';
+import { formatFieldPath, loadConfig } from '../config/load.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlServer, ControlSocketInUseError } from '../control/server.js';
 import { ControlService } from '../control/service.js';
 import { MetricsServer } from '../control/metrics.js';
-import { StateStore } from '../control/state-store.js';
+import { StateError, StateStore } from '../control/state-store.js';
 import { IcmpPinger } from '../health/checks.js';
 import { EventBus } from '../health/events.js';
 import { Failover } from '../health/failover.js';
@@ -100,6 +101,7 @@ export class Daemon {
     }
     const descriptions: PortDescription[] = [];
     for (const i of config.interfaces) descriptions.push(await describeInterface(i.name, i.mtu));
+    await Daemon.checkAddresses(config, configPath, descriptions);
 
     const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
     if (placement) {
@@ -128,6 +130,20 @@ export class Daemon {
     }
   }
 
+  /**
+   * A server or next hop on the router's own address, or on a subnet's
+   * network or broadcast address, stops the start. loadConfig checked the
+   * same against `ip addr`; this catches an address that changed since.
+   */
+  private static async checkAddresses(config: Config, configPath: string, descriptions: PortDescription[]): Promise<void> {
+    const box = new Map(descriptions.map((d) => [d.name, d.addresses] as const));
+    const problem = interfaceAddressProblem(config, box);
+    if (!problem) return;
+    // Read the file again for the line and column (it throws); should it have changed meanwhile, say it without them.
+    await loadConfig(configPath, { interfaceAddresses: async () => box });
+    throw new ConfigError({ file: configPath, field: formatFieldPath(problem.field) }, problem.message);
+  }
+
   /** The rest of start(): state, routes, control socket, metrics, ports. */
   private static async build(config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
@@ -138,8 +154,18 @@ export class Daemon {
       daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement);
     } catch (error) {
       if (!runtime || !(error instanceof RibError)) throw error;
-      // Saved changes that no longer fit the config must not keep the router down.
-      log.error({ err: error }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); starting from the config alone, the state file is left as it is`);
+      // Saved changes that no longer fit the config must not keep the router
+      // down, nor be lost: the file is set aside where no later save writes.
+      let aside: string;
+      try {
+        aside = await store.setAside('unfit');
+      } catch (moveError) {
+        throw new StateError(
+          `saved runtime changes in ${store.file} do not fit the config (${error.message}), and the file cannot be set aside ` +
+          `(${(moveError as Error).message}); move it away by hand to start from the config alone`,
+        );
+      }
+      log.error({ err: error, keptAs: aside }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); kept them as ${aside} and starting from the config alone`);
       daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement);
     }
     const rib = daemon.router.rib;
@@ -157,7 +183,7 @@ export class Daemon {
     }
     for (const route of stated) {
       const target = describeRoute(route) + (route.via.length > 0 ? ` on ${route.via[0].port}` : '');
-      const from = route.source === 'config' ? `config line ${route.sourceLine}` : `runtime change from ${store.file}`;
+      const from = route.source === 'config' ? `${route.sourceFile ?? 'config'} line ${route.sourceLine}` : `runtime change from ${store.file}`;
       log.info({ route: formatPrefix(route.prefix), source: route.source, line: route.sourceLine }, `route ${formatPrefix(route.prefix)} ${target} (${from})`);
     }
     await daemon.startControl();
@@ -170,13 +196,21 @@ export class Daemon {
   private static async loadState(store: StateStore, log: Logger): Promise<RuntimeChanges | undefined> {
     try {
       const runtime = await store.load();
+      if (store.removedTemporaries.length > 0) {
+        log.info({ removed: store.removedTemporaries }, `state: removed ${store.removedTemporaries.length} temp file(s) of saves a crash interrupted: ${store.removedTemporaries.join(', ')}`);
+      }
       if (runtime === undefined) log.info({ state: store.file }, `state: none saved at ${store.file}; routes come from the config alone`);
       else log.info({ state: store.file, changes: runtime.size }, `state: ${runtime.size} runtime change(s) restored from ${store.file}`);
       return runtime;
     } catch (error) {
-      const aside = `${store.file}.bad-${Date.now()}`;
-      await rename(store.file, aside).catch(() => undefined);
-      log.error({ err: error, movedTo: aside }, `${(error as Error).message}; moved it to ${aside} and starting from the config alone`);
+      if (!(error instanceof StateError)) throw error;
+      let aside: string;
+      try {
+        aside = await store.setAside('bad');
+      } catch (moveError) {
+        throw new StateError(`${error.message}, and the file cannot be set aside (${(moveError as Error).message}); move it away by hand to start from the config alone`);
+      }
+      log.error({ err: error, movedTo: aside }, `${error.message}; moved it to ${aside} and starting from the config alone`);
       return undefined;
     }
   }

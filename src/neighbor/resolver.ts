@@ -162,6 +162,22 @@ export class NeighborResolver implements NeighborSlowPath {
     if (--this.pinned[entry] === 0) this.lru.set(this.table.address[entry], entry);
   }
 
+  /** How many gateways can be pinned at once, whatever traffic does to the learned entries beside them. */
+  get gatewayCapacity(): number {
+    return PINNED_RESERVE;
+  }
+
+  /**
+   * Undoes the pinGateway() of a route change that failed, leaving the table
+   * as it was: an entry that pin created goes again (rather than staying as
+   * a learned one that could push a real one out of the LRU).
+   */
+  undoPin(entry: number, created: boolean): void {
+    if (entry < 0 || this.pinned[entry] === 0) return;
+    if (created && this.pinned[entry] === 1) this.removeEntry(entry);
+    else this.unpinGateway(entry);
+  }
+
   /**
    * Health check: asks for `address` on its port and resolves true when it
    * answers (any ARP from it) within `timeoutMs`. Independent of the entry's

@@ -10,21 +10,29 @@
 //
 // How a change reaches the data plane:
 //   load()    builds a whole new LpmTable beside the live one and publishes it
-//             with one assignment to `tables.fib` (start, reload);
-//   commit()  edits the live table in place, all edits of one change inside
-//             one synchronous call. The data plane runs on the same thread
-//             and reads `tables.fib` once per batch, so the call falls between
-//             two batches: no frame sees half a change either way.
+//             with one assignment to `tables.fib` (start, reload). Interface
+//             routes are compiled from the ports each time, so new port
+//             addresses are one more load() with the same config routes and
+//             runtime changes: one swap, or nothing if a route no longer fits;
+//   plan()    checks route changes (a transaction's one at a time, each
+//             against the ones before it) into a RoutePlan, changing nothing;
+//             it refuses what the neighbour or next-hop table cannot hold;
+//   commit()  applies a plan to the live table in place, all edits inside one
+//             synchronous call, touching only the plan's prefixes; if any
+//             step fails, every step before it is undone. The data plane runs
+//             on the same thread and reads `tables.fib` once per batch, so the
+//             call falls between two batches: no frame sees half a change.
 
-import { LpmTable } from '../fib/lpm.js';
+import { LpmTable, MAX_NEXT_HOP } from '../fib/lpm.js';
 import {
-  NH_BLACKHOLE, NH_BROADCAST, NH_LOCAL, NH_UNREACHABLE, NextHopKind, type NextHopTable,
+  NH_BLACKHOLE, NH_BROADCAST, NH_FIRST_DYNAMIC, NH_LOCAL, NH_UNREACHABLE, NextHopKind, type NextHopTable,
 } from '../fib/nexthop.js';
 import type { DataplaneTables } from '../dataplane/dataplane.js';
 import type { PortTable } from '../dataplane/ports.js';
 import type { NeighborResolver } from '../neighbor/resolver.js';
 import type { RouteConfig, RouteType } from '../config/types.js';
 import { contains, formatAddress, formatPrefix, maskOf, type Prefix } from '../util/ipv4.js';
+import { connectedAddressRole, nextHopProblem, routePrefixProblem } from '../util/martians.js';
 
 export type RouteSource = 'connected' | 'local' | 'broadcast' | 'config' | 'runtime';
 
@@ -50,8 +58,10 @@ export interface RibRoute {
   via: readonly Readonly<Gateway & { port: string }>[];
   /** Port of interface routes. */
   port?: string;
-  /** Line of the config file, for config routes. */
+  /** Line of the config file (or of `sourceFile`), for config routes. */
   sourceLine?: number;
+  /** The route file of a config route that came from one. */
+  sourceFile?: string;
   /** Runtime change that replaced a config route. */
   overrides?: 'config';
   /** The next hop the FIB leaf holds. */
@@ -75,16 +85,17 @@ export class RibError extends Error {
   }
 }
 
+/** The FIB and the next-hop table throw RangeError when out of room: a RibError for the callers to report. */
+function asRibError(error: unknown): unknown {
+  return error instanceof RangeError ? new RibError(`${error.message}; nothing applied`, 'EFULL') : error;
+}
+
 export const prefixKey = (p: Prefix): string => `${p.address >>> 0}/${p.length}`;
 
 interface Compiled {
   routes: Map<string, RibRoute>;
   /** prefixKey of each config route, in order (the same strings as the keys of `routes`). */
   configKeys: string[];
-  /** Every next-hop address in use -> its port. */
-  gateways: Map<number, number>;
-  /** Every distinct ordered next-hop list in use, by groupKey. */
-  groups: Map<string, number[]>;
 }
 
 /** What the health checks say of a next hop (addresses without checks are always usable). */
@@ -106,7 +117,17 @@ export interface RouteMove {
   to?: number;
 }
 
-const groupKey = (via: readonly { address: number }[]): string => via.map((v) => v.address >>> 0).join(',');
+/** Group keys of the shared (frozen) next-hop lists, so a million routes over a few lists build a few strings. */
+const groupKeys = new WeakMap<readonly { address: number }[], string>();
+
+function groupKey(via: readonly { address: number }[]): string {
+  let key = groupKeys.get(via);
+  if (key === undefined) {
+    key = via.map((v) => v.address >>> 0).join(',');
+    if (Object.isFrozen(via)) groupKeys.set(via, key);
+  }
+  return key;
+}
 
 /**
  * One next-hop slot per distinct ordered list of next hops: every route with
@@ -118,6 +139,166 @@ interface Group {
   members: number[];
   /** Index into members of the one carrying traffic, -1 when none can. */
   active: number;
+}
+
+/** Next-hop slots a route change may allocate: every index the FIB can hold, less the fixed ones. */
+const NEXT_HOP_SLOTS = MAX_NEXT_HOP + 1 - NH_FIRST_DYNAMIC;
+
+/** What a RoutePlan reads of the live RIB (the Rib hands it over; the plan never writes it). */
+interface LiveRib {
+  route(key: string): RibRoute | undefined;
+  readonly runtime: ReadonlyMap<string, RouteSpec | null>;
+  config(key: string): RouteConfig | undefined;
+  /** A runtime route for the spec (next hops checked against the ports). */
+  resolve(spec: RouteSpec, where: string): RibRoute;
+  fromConfig(config: RouteConfig): RibRoute;
+  isPinned(gateway: number): boolean;
+  hasGroup(key: string): boolean;
+  /** Gateways pinned now, and how many may be. */
+  pinnedGateways(): number;
+  readonly gatewayCapacity: number;
+  /** Next-hop slots in use now. */
+  usedSlots(): number;
+}
+
+/**
+ * Route changes validated against the RIB as it is, each seeing the ones
+ * before it; what commit() applies. Built one change at a time (a
+ * transaction validates each change as it is queued), so n changes cost
+ * O(n) to plan, and commit touches only the prefixes in the plan.
+ *
+ * It also counts the gateways and next-hop slots its routes need that the
+ * RIB does not have yet, so a change that cannot fit is refused here, before
+ * anything is saved or pinned.
+ */
+export class RoutePlan {
+  /** The prefixes the plan touches, as they will be: a route, or null for none. */
+  readonly routes = new Map<string, RibRoute | null>();
+  /** Their runtime changes as they will be: undefined = none (the config route, if any, stands). */
+  readonly runtime = new Map<string, RouteSpec | null | undefined>();
+  /** Gateways not pinned yet -> how many of the plan's routes name them. */
+  private readonly newGateways = new Map<number, number>();
+  /** Next-hop lists without a slot yet -> how many of the plan's routes use them. */
+  private readonly newGroups = new Map<string, number>();
+  private count = 0;
+
+  constructor(private readonly live: LiveRib, readonly version: number) {}
+
+  /** Changes added so far. */
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Validates one change against the plan so far and adds it. Throws
+   * RibError, leaving the plan as it was, when the change is invalid.
+   * `where` prefixes messages ("change 3: ").
+   */
+  add(change: RouteChange, where = ''): void {
+    const prefix = 'route' in change ? change.route.prefix : change.prefix;
+    const key = prefixKey(prefix);
+    const existing = this.route(key);
+    if (existing && (existing.source === 'connected' || existing.source === 'local' || existing.source === 'broadcast')) {
+      throw new RibError(`${where}${formatPrefix(prefix)} is the ${existing.source} route of ${existing.port}; it follows the interface and cannot be changed`, 'EROUTEPROTECTED');
+    }
+    if (change.op === 'add' && existing) {
+      throw new RibError(`${where}route ${formatPrefix(prefix)} already exists (${describe(existing)}); use \`route replace\``, 'EROUTEEXISTS');
+    }
+    if (change.op === 'del' && !existing) {
+      throw new RibError(`${where}no route ${formatPrefix(prefix)} to delete`, 'ENOROUTE');
+    }
+    if (change.op === 'revert' && this.runtimeChange(key) === undefined) {
+      throw new RibError(`${where}route ${formatPrefix(prefix)} has no runtime change to revert`, 'ENOROUTE');
+    }
+    const config = this.live.config(key);
+    let route: RibRoute | null;
+    let runtime: RouteSpec | null | undefined;
+    if (change.op === 'add' || change.op === 'replace') {
+      route = this.live.resolve(change.route, where);
+      runtime = change.route;
+    } else if (change.op === 'del') {
+      route = null;
+      runtime = config ? null : undefined;
+    } else {
+      route = config ? this.live.fromConfig(config) : null;
+      runtime = undefined;
+    }
+    this.place(key, route, where);
+    this.runtime.set(key, runtime);
+    this.count++;
+  }
+
+  /** Every runtime change once the plan is applied, for the state file: O(runtime changes), once per save. */
+  runtimeAfter(): RuntimeChanges {
+    const after = new Map(this.live.runtime);
+    for (const [key, spec] of this.runtime) {
+      if (spec === undefined) after.delete(key);
+      else after.set(key, spec);
+    }
+    return after;
+  }
+
+  private route(key: string): RibRoute | undefined {
+    return this.routes.has(key) ? this.routes.get(key) ?? undefined : this.live.route(key);
+  }
+
+  private runtimeChange(key: string): RouteSpec | null | undefined {
+    return this.runtime.has(key) ? this.runtime.get(key) : this.live.runtime.get(key);
+  }
+
+  /** Sets the planned route of a prefix, if what it needs still fits. */
+  private place(key: string, route: RibRoute | null, where: string): void {
+    const previous = this.routes.get(key) ?? null;
+    this.need(previous, -1);
+    this.need(route, +1);
+    const problem = this.overflow(route, where);
+    if (problem) {
+      this.need(route, -1);
+      this.need(previous, +1);
+      throw problem;
+    }
+    this.routes.set(key, route);
+  }
+
+  /** Counts (or uncounts) the gateways and lists a planned route needs that the RIB lacks. */
+  private need(route: RibRoute | null, delta: 1 | -1): void {
+    if (route?.type !== 'unicast') return;
+    const bump = <K>(counts: Map<K, number>, key: K) => {
+      const count = (counts.get(key) ?? 0) + delta;
+      if (count === 0) counts.delete(key);
+      else counts.set(key, count);
+    };
+    for (const via of route.via) if (!this.live.isPinned(via.address)) bump(this.newGateways, via.address);
+    const group = groupKey(route.via);
+    if (!this.live.hasGroup(group)) bump(this.newGroups, group);
+  }
+
+  /**
+   * Commit pins every new gateway and fills every new slot before it lets go
+   * of the old ones (so no frame meets a half-made next hop): what it needs
+   * at its peak is what the RIB has now plus everything new.
+   */
+  private overflow(route: RibRoute | null, where: string): RibError | undefined {
+    const { gatewayCapacity } = this.live;
+    const pinned = this.live.pinnedGateways();
+    if (pinned + this.newGateways.size > gatewayCapacity) {
+      const gateway = route!.via.find((v) => this.newGateways.has(v.address))!;
+      return new RibError(
+        `${where}next hop ${formatAddress(gateway.address)}: neighbour table full: ${gatewayCapacity} gateways at most, ` +
+        `${pinned} in use and ${this.newGateways.size} more needed`, 'EFULL',
+      );
+    }
+    if (this.live.usedSlots() + this.newGroups.size > NEXT_HOP_SLOTS) {
+      return new RibError(`${where}next-hop table full: ${NEXT_HOP_SLOTS} next-hop lists at most`, 'EFULL');
+    }
+    return undefined;
+  }
+}
+
+/** A gateway pinned, or a slot allocated, for a change that may still fail: what undoing it takes. */
+interface Prepared {
+  pinned: { address: number; entry: number; created: boolean }[];
+  groups: string[];
 }
 
 export class Rib {
@@ -135,6 +316,10 @@ export class Rib {
   private groups = new Map<string, Group>();
   private availability: NextHopAvailability = ALWAYS;
   private readonly connectedNextHop: number[] = [];
+  /** Bumped by every load and commit: a plan made before either is stale. */
+  private version = 0;
+  /** What plans read of this RIB. */
+  private readonly live: LiveRib;
   /** When the FIB last changed (ms since epoch), for stats. */
   lastChange = 0;
 
@@ -147,127 +332,134 @@ export class Rib {
     for (let port = 0; port < ports.count; port++) {
       this.connectedNextHop[port] = nextHops.allocate(NextHopKind.connected, port);
     }
+    const rib = this;
+    this.live = {
+      route: (key) => this.routesByKey.get(key),
+      get runtime() {
+        return rib.runtime; // a getter: load() replaces the map
+      },
+      config: (key) => this.configByKey.get(key),
+      resolve: (spec, where) => {
+        const route = this.resolveSpec(spec, 'runtime', where);
+        if (this.configByKey.has(prefixKey(spec.prefix))) route.overrides = 'config';
+        return route;
+      },
+      fromConfig: (config) => this.fromConfig(config),
+      isPinned: (gateway) => this.gateways.has(gateway),
+      hasGroup: (key) => this.groups.has(key),
+      pinnedGateways: () => this.gateways.size,
+      gatewayCapacity: resolver.gatewayCapacity,
+      usedSlots: () => nextHops.used,
+    };
   }
 
   /**
    * Compiles config routes plus runtime changes into a new FIB and swaps it in.
-   * Throws RibError and changes nothing when anything is invalid.
+   * Throws RibError and changes nothing when anything is invalid or does not fit.
    */
   load(configRoutes: readonly RouteConfig[], runtime: RuntimeChanges = this.runtime): void {
     this.viaLists.clear(); // lists no longer named go with the old routes
     const compiled = this.compile(configRoutes, runtime);
-    this.ensureNextHops(compiled);
-    const entries: [number, number, number][] = [];
-    for (const route of compiled.routes.values()) {
-      route.nextHop = this.nextHopFor(route);
-      entries.push([route.prefix.address, route.prefix.length, route.nextHop]);
+    const prepared: Prepared = { pinned: [], groups: [] };
+    let fib: LpmTable;
+    try {
+      const entries: [number, number, number][] = [];
+      for (const route of compiled.routes.values()) {
+        if (route.type === 'unicast') this.prepareNextHops(route.via, prepared);
+        route.nextHop = this.nextHopFor(route);
+        entries.push([route.prefix.address, route.prefix.length, route.nextHop]);
+      }
+      fib = LpmTable.build(entries);
+    } catch (error) {
+      this.undoPrepared(prepared);
+      throw asRibError(error);
     }
-    this.tables.fib = LpmTable.build(entries);
+    this.tables.fib = fib;
     this.routesByKey = compiled.routes;
     this.configByKey = new Map(configRoutes.map((r, i) => [compiled.configKeys[i], r]));
     this.runtime = new Map(runtime);
     this.groupRoutes = new Map();
     this.gatewayUse = new Map();
     for (const [key, route] of compiled.routes) this.retain(key, route);
-    this.releaseUnused();
+    this.releaseUnused(this.groups.keys(), this.gateways.keys());
+    this.version++;
     this.lastChange = Date.now();
   }
 
   /**
    * Validates changes (applied in order, each seeing the ones before it) and
-   * returns the runtime changes they produce. Changes nothing.
+   * returns the plan commit() applies; add more with plan.add(). Changes nothing.
    */
-  plan(changes: readonly RouteChange[]): RuntimeChanges {
-    const runtime = new Map(this.runtime);
-    // Only the changed prefixes are copied: the plan sees the live routes through this overlay.
-    const overlay = new Map<string, RibRoute | null>();
-    const effective = {
-      get: (key: string) => (overlay.has(key) ? overlay.get(key) ?? undefined : this.routesByKey.get(key)),
-      set: (key: string, route: RibRoute) => overlay.set(key, route),
-      delete: (key: string) => overlay.set(key, null),
-    };
-    const configByKey = this.configByKey;
-    changes.forEach((change, index) => {
-      const where = changes.length > 1 ? `change ${index + 1}: ` : '';
-      const prefix = 'route' in change ? change.route.prefix : change.prefix;
-      const key = prefixKey(prefix);
-      const existing = effective.get(key);
-      if (existing && (existing.source === 'connected' || existing.source === 'local' || existing.source === 'broadcast')) {
-        throw new RibError(`${where}${formatPrefix(prefix)} is the ${existing.source} route of ${existing.port}; it follows the interface and cannot be changed`, 'EROUTEPROTECTED');
-      }
-      if (change.op === 'add' && existing) {
-        throw new RibError(`${where}route ${formatPrefix(prefix)} already exists (${describe(existing)}); use \`route replace\``, 'EROUTEEXISTS');
-      }
-      if (change.op === 'del' && !existing) {
-        throw new RibError(`${where}no route ${formatPrefix(prefix)} to delete`, 'ENOROUTE');
-      }
-      if (change.op === 'revert' && !runtime.has(key)) {
-        throw new RibError(`${where}route ${formatPrefix(prefix)} has no runtime change to revert`, 'ENOROUTE');
-      }
-      if (change.op === 'add' || change.op === 'replace') {
-        const route = this.resolveSpec(change.route, 'runtime', where);
-        route.overrides = configByKey.has(key) ? 'config' : undefined;
-        effective.set(key, route);
-        runtime.set(key, change.route);
-      } else if (change.op === 'del') {
-        effective.delete(key);
-        if (configByKey.has(key)) runtime.set(key, null);
-        else runtime.delete(key);
-      } else {
-        runtime.delete(key);
-        const config = configByKey.get(key);
-        if (config) effective.set(key, this.fromConfig(config));
-        else effective.delete(key);
-      }
-    });
-    return runtime;
+  plan(changes: readonly RouteChange[] = []): RoutePlan {
+    const plan = new RoutePlan(this.live, this.version);
+    changes.forEach((change, index) => plan.add(change, changes.length > 1 ? `change ${index + 1}: ` : ''));
+    return plan;
+  }
+
+  /** False once the RIB changed after the plan was made (commit would refuse it). */
+  isCurrent(plan: RoutePlan): boolean {
+    return plan.version === this.version;
   }
 
   /**
-   * Applies validated runtime changes to the live FIB in place, in one
-   * synchronous call (see the header). `runtime` comes from plan().
+   * Applies a plan to the live FIB in place, in one synchronous call (see the
+   * header), touching only the plan's prefixes. All or nothing: when a
+   * gateway cannot be pinned or the FIB cannot take a route, everything done
+   * so far is undone and RibError is thrown.
    */
-  commit(runtime: RuntimeChanges): void {
-    // Only prefixes whose runtime change differs are touched: O(changes), not O(routes).
-    const changed = new Set<string>();
-    for (const [key, spec] of runtime) if (this.runtime.get(key) !== spec || !this.runtime.has(key)) changed.add(key);
-    for (const key of this.runtime.keys()) if (!runtime.has(key)) changed.add(key);
-    const next = new Map<string, RibRoute | undefined>();
-    const gateways = new Map<number, number>();
-    const groups = new Map<string, number[]>();
-    for (const key of changed) {
-      let route: RibRoute | undefined;
-      const spec = runtime.get(key);
-      if (spec) {
-        route = this.resolveSpec(spec, 'runtime', 'runtime ');
-        if (this.configByKey.has(key)) route.overrides = 'config';
-      } else if (spec === undefined) {
-        const config = this.configByKey.get(key);
-        route = config ? this.fromConfig(config) : undefined;
-      }
-      next.set(key, route);
-      if (route) {
-        for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
-        if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
-      }
+  commit(plan: RoutePlan): void {
+    if (plan.version !== this.version) {
+      throw new RibError('the routes changed after this change was checked; nothing applied, send it again', 'ESTALE');
     }
-    this.ensureNextHops({ gateways, groups });
+    const prepared: Prepared = { pinned: [], groups: [] };
+    /** Prefixes whose FIB entry this commit changed; routesByKey still holds what they were. */
+    const edited: string[] = [];
     const fib = this.tables.fib;
-    for (const [key, route] of next) {
+    try {
+      // Next hops first, so no leaf ever points at a slot that is not ready.
+      for (const route of plan.routes.values()) if (route?.type === 'unicast') this.prepareNextHops(route.via, prepared);
+      for (const [key, route] of plan.routes) {
+        const old = this.routesByKey.get(key);
+        if (route) {
+          route.nextHop = this.nextHopFor(route);
+          if (old?.nextHop === route.nextHop) continue;
+          fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
+        } else if (old) {
+          fib.delete(old.prefix.address, old.prefix.length);
+        } else {
+          continue;
+        }
+        edited.push(key);
+      }
+    } catch (error) {
+      for (const key of edited.reverse()) {
+        const old = this.routesByKey.get(key);
+        const prefix = (old ?? plan.routes.get(key)!).prefix;
+        if (old) fib.insert(prefix.address, prefix.length, old.nextHop);
+        else fib.delete(prefix.address, prefix.length);
+      }
+      this.undoPrepared(prepared);
+      throw asRibError(error);
+    }
+    // Bookkeeping: nothing below can fail.
+    const unusedGroups: string[] = [];
+    const unusedGateways: number[] = [];
+    for (const [key, route] of plan.routes) {
       const old = this.routesByKey.get(key);
-      if (old) this.forget(key, old);
+      if (old) this.forget(key, old, unusedGroups, unusedGateways);
       if (route) {
-        route.nextHop = this.nextHopFor(route);
-        if (!old || old.nextHop !== route.nextHop) fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
         this.routesByKey.set(key, route);
         this.retain(key, route);
-      } else if (old) {
-        fib.delete(old.prefix.address, old.prefix.length);
+      } else {
         this.routesByKey.delete(key);
       }
     }
-    this.runtime = new Map(runtime);
-    this.releaseUnused();
+    for (const [key, spec] of plan.runtime) {
+      if (spec === undefined) this.runtime.delete(key);
+      else this.runtime.set(key, spec);
+    }
+    this.releaseUnused(unusedGroups, unusedGateways);
+    this.version++;
     this.lastChange = Date.now();
   }
 
@@ -280,13 +472,21 @@ export class Rib {
     for (const via of route.via) this.gatewayUse.set(via.address, (this.gatewayUse.get(via.address) ?? 0) + 1);
   }
 
-  private forget(key: string, route: RibRoute): void {
+  /** Drops a route from the group and gateway counts; groups and gateways it leaves unused go to the lists. */
+  private forget(key: string, route: RibRoute, unusedGroups: string[], unusedGateways: number[]): void {
     if (route.type !== 'unicast') return;
     const group = groupKey(route.via);
     const keys = this.groupRoutes.get(group);
     keys?.delete(key);
-    if (keys?.size === 0) this.groupRoutes.delete(group);
-    for (const via of route.via) this.gatewayUse.set(via.address, (this.gatewayUse.get(via.address) ?? 1) - 1);
+    if (keys?.size === 0) {
+      this.groupRoutes.delete(group);
+      unusedGroups.push(group);
+    }
+    for (const via of route.via) {
+      const use = (this.gatewayUse.get(via.address) ?? 1) - 1;
+      this.gatewayUse.set(via.address, use);
+      if (use === 0) unusedGateways.push(via.address);
+    }
   }
 
   /** Where the health of next hops comes from; call reselect() after it changes. */
@@ -347,7 +547,7 @@ export class Rib {
       const key = configKeys[i];
       const clash = routes.get(key);
       if (clash) {
-        throw new RibError(`route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): duplicates the ${clash.source} route of ${clash.port}`);
+        throw new RibError(`route ${formatPrefix(config.prefix)} (${originOf(config)}): duplicates the ${clash.source} route of ${clash.port}`);
       }
       if (runtime.has(key)) return; // replaced or deleted at run time
       routes.set(key, this.fromConfig(config));
@@ -361,19 +561,14 @@ export class Rib {
       if (isConfigKey.has(key)) route.overrides = 'config';
       routes.set(key, route);
     }
-    const gateways = new Map<number, number>();
-    const groups = new Map<string, number[]>();
-    for (const route of routes.values()) {
-      for (const via of route.via) gateways.set(via.address, this.ports.names.indexOf(via.port));
-      if (route.type === 'unicast') groups.set(groupKey(route.via), route.via.map((v) => v.address));
-    }
-    return { routes, configKeys, gateways, groups };
+    return { routes, configKeys };
   }
 
   private fromConfig(config: RouteConfig): RibRoute {
     const spec: RouteSpec = { prefix: config.prefix, type: config.type, via: config.via };
-    const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (line ${config.sourceLine}): `);
+    const route = this.resolveSpec(spec, 'config', `route ${formatPrefix(config.prefix)} (${originOf(config)}): `);
     route.sourceLine = config.sourceLine;
+    if (config.sourceFile !== undefined) route.sourceFile = config.sourceFile;
     return route;
   }
 
@@ -381,19 +576,26 @@ export class Rib {
   private resolveSpec(spec: RouteSpec, source: RouteSource, where: string): RibRoute {
     if (spec.type === 'unicast' && spec.via.length === 0) throw new RibError(`${where}unicast route ${formatPrefix(spec.prefix)} needs a next hop`, 'EBADROUTE');
     if (spec.type !== 'unicast' && spec.via.length > 0) throw new RibError(`${where}${spec.type} route ${formatPrefix(spec.prefix)} takes no next hop`, 'EBADROUTE');
+    const unroutable = routePrefixProblem(spec.prefix);
+    if (unroutable !== undefined) throw new RibError(`${where}${unroutable}`, 'EBADPREFIX');
     // Routes with the same next-hop list share one (frozen) array: a million
     // routes over a few lists would otherwise carry a million copies.
     const cacheKey = spec.via.map((g) => `${g.address >>> 0}:${g.server ?? ''}`).join(',');
     const cached = this.viaLists.get(cacheKey);
     if (cached) return { prefix: spec.prefix, type: spec.type, source, via: cached, nextHop: 0 };
     const seen = new Set<number>();
+    const interfaces = this.ports.names.map((name, port) => ({ name, addresses: this.ports.addresses[port] }));
     const via = spec.via.map((gateway) => {
+      const special = nextHopProblem(gateway.address);
+      if (special !== undefined) throw new RibError(`${where}next hop ${special}`, 'EBADNEXTHOP');
       const port = this.portForGateway(gateway.address);
       const name = gateway.server ? `${gateway.server} (${formatAddress(gateway.address)})` : formatAddress(gateway.address);
       if (port < 0) {
         throw new RibError(`${where}next hop ${name} is not on a connected subnet of any interface (${this.describeSubnets()})`, 'EBADNEXTHOP');
       }
-      if (this.isOwnAddress(gateway.address)) throw new RibError(`${where}next hop ${name} is this router's own address`, 'EBADNEXTHOP');
+      // The router's own address goes to the kernel; a subnet's network or broadcast address is no one host.
+      const role = connectedAddressRole(gateway.address, interfaces);
+      if (role !== undefined) throw new RibError(`${where}next hop ${name} ${role}`, 'EBADNEXTHOP');
       if (seen.has(gateway.address)) throw new RibError(`${where}next hop ${name} is listed twice`, 'EBADNEXTHOP');
       seen.add(gateway.address);
       return Object.freeze({ ...gateway, port: this.ports.names[port] });
@@ -403,33 +605,55 @@ export class Rib {
     return { prefix: spec.prefix, type: spec.type, source, via: shared, nextHop: 0 };
   }
 
-  /** Pins a neighbour for every next-hop address and a slot for every group, before any leaf points at them. */
-  private ensureNextHops(compiled: Pick<Compiled, 'gateways' | 'groups'>): void {
-    for (const [gateway, port] of compiled.gateways) {
-      if (this.gateways.has(gateway)) continue;
-      const neighbor = this.resolver.pinGateway(gateway, port);
-      if (neighbor < 0) throw new RibError(`next hop ${formatAddress(gateway)}: neighbour table full`, 'EFULL');
-      this.gateways.set(gateway, { neighbor, port });
+  /**
+   * Pins the gateways of a next-hop list and gives the list a slot, if it has
+   * none yet, before any leaf points at it. What it did goes into `prepared`,
+   * for undoPrepared() when the change fails later.
+   */
+  private prepareNextHops(via: RibRoute['via'], prepared: Prepared): void {
+    for (const { address, port: portName } of via) {
+      if (this.gateways.has(address)) continue;
+      const port = this.ports.names.indexOf(portName);
+      const created = this.resolver.table.find(address) < 0;
+      const neighbor = this.resolver.pinGateway(address, port);
+      if (neighbor < 0) throw new RibError(`next hop ${formatAddress(address)}: neighbour table full; nothing applied`, 'EFULL');
+      this.gateways.set(address, { neighbor, port });
+      prepared.pinned.push({ address, entry: neighbor, created });
     }
-    for (const [key, members] of compiled.groups) {
-      if (this.groups.has(key)) continue;
-      const first = this.gateways.get(members[0])!;
-      const group: Group = { nextHop: this.nextHops.allocate(NextHopKind.gateway, first.port, members[0], first.neighbor), members, active: 0 };
-      this.activate(group, this.select(group, true));
-      this.groups.set(key, group);
+    const key = groupKey(via);
+    if (this.groups.has(key)) return;
+    const members = via.map((v) => v.address);
+    const first = this.gateways.get(members[0])!;
+    const group: Group = { nextHop: this.nextHops.allocate(NextHopKind.gateway, first.port, members[0], first.neighbor), members, active: 0 };
+    this.activate(group, this.select(group, true));
+    this.groups.set(key, group);
+    prepared.groups.push(key);
+  }
+
+  /** Gives back what prepareNextHops() took for a change that failed: slots freed, pins undone. */
+  private undoPrepared(prepared: Prepared): void {
+    for (const key of prepared.groups) {
+      this.nextHops.release(this.groups.get(key)!.nextHop);
+      this.groups.delete(key);
+    }
+    for (const { address, entry, created } of prepared.pinned.reverse()) {
+      this.resolver.undoPin(entry, created);
+      this.gateways.delete(address);
     }
   }
 
-  /** Frees the slots of groups no route uses and unpins next hops no route names. */
-  private releaseUnused(): void {
-    for (const [key, group] of this.groups) {
-      if (this.groupRoutes.has(key)) continue;
+  /** Frees the slots of the given groups that no route uses, and unpins the given next hops no route names. */
+  private releaseUnused(groups: Iterable<string>, gateways: Iterable<number>): void {
+    for (const key of groups) {
+      const group = this.groups.get(key);
+      if (!group || this.groupRoutes.has(key)) continue;
       this.nextHops.release(group.nextHop);
       this.groups.delete(key);
     }
-    for (const [gateway, { neighbor }] of this.gateways) {
-      if ((this.gatewayUse.get(gateway) ?? 0) > 0) continue;
-      this.resolver.unpinGateway(neighbor);
+    for (const gateway of gateways) {
+      const pinned = this.gateways.get(gateway);
+      if (!pinned || (this.gatewayUse.get(gateway) ?? 0) > 0) continue;
+      this.resolver.unpinGateway(pinned.neighbor);
       this.gateways.delete(gateway);
       this.gatewayUse.delete(gateway);
     }
@@ -513,15 +737,16 @@ export class Rib {
     return best;
   }
 
-  private isOwnAddress(address: number): boolean {
-    return this.ports.addresses.some((list) => list.some((a) => a.address === address));
-  }
-
   private describeSubnets(): string {
     return this.ports.names
       .map((name, port) => `${name}: ${this.ports.addresses[port].map((a) => formatPrefix({ address: (a.address & maskOf(a.length)) >>> 0, length: a.length })).join(', ') || 'no address'}`)
       .join('; ');
   }
+}
+
+/** Where a config route is written: "line 66" of the config, or "FILE:12" of a route file. */
+function originOf(config: RouteConfig): string {
+  return config.sourceFile === undefined ? `line ${config.sourceLine}` : `${config.sourceFile}:${config.sourceLine}`;
 }
 
 export function describe(route: RibRoute): string {

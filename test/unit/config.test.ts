@@ -42,6 +42,7 @@ const DEFAULTS: Omit<Config, 'interfaces' | 'servers' | 'routes'> = {
   control: { socket: '/run/vipr/vipr.sock', mode: '0660' },
   health: { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto', notifyTimeoutMs: 10000 },
   state: { file: '/var/lib/vipr/state.json' },
+  routeFiles: [],
 };
 
 const prefix = parsePrefix;
@@ -112,6 +113,7 @@ describe('valid files', () => {
         control: { socket: '/tmp/v.sock', mode: '0600', owner: 'root', group: 0 },
         health: { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto', notifyTimeoutMs: 10000 },
         state: { file: '/tmp/vipr-state.json' },
+        routeFiles: [],
       },
     ],
     [

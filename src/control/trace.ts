@@ -53,10 +53,11 @@ const MAX_PENDING_BYTES = 32 * 1024 * 1024;
 /**
  * Drop reasons a trace can see: those the stages decide within a batch.
  * The others happen elsewhere: frameTooLong in the port (the frame never
- * reaches a batch), holdQueueFull, neighborTableFull and neighborUnreachable
+ * reaches a batch), holdQueueFull, neighborTableFull, arpRateLimited and neighborUnreachable
  * in the neighbour resolver later, txFailed in the port's send.
  */
-const UNTRACEABLE_DROPS: readonly number[] = [Drop.frameTooLong, Drop.holdQueueFull, Drop.neighborTableFull, Drop.neighborUnreachable, Drop.txFailed];
+const UNTRACEABLE_DROPS: readonly number[] = [Drop.frameTooLong, Drop.holdQueueFull, Drop.neighborTableFull, Drop.arpRateLimited,
+  Drop.neighborUnreachable, Drop.txFailed];
 export const TRACEABLE_DROPS: readonly string[] = DROP_NAMES.filter((_, reason) => !UNTRACEABLE_DROPS.includes(reason));
 
 /** The `trace` request, as the grammar parses it. */

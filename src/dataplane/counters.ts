@@ -56,6 +56,8 @@ export const DROP_NAMES = [
   'arpMartianSender',
   /** A new neighbour for a connected destination, with every entry of the table still asking (or pinned). */
   'neighborTableFull',
+  /** A new neighbour for a connected destination while its port's ARP request bucket is empty: not asked, not held. */
+  'arpRateLimited',
 ] as const;
 export const Drop = indexOf(DROP_NAMES);
 export type Drop = (typeof Drop)[keyof typeof Drop];

@@ -11,9 +11,12 @@
 //   - a flood to random hosts of a big connected subnet: each port's ARP
 //     requests pass a token bucket (neighbors.requestsPerSecond and
 //     requestBurst); gateways (route next hops) are exempt, so a flood never
-//     starves the refresh of the servers' entries. A request the bucket holds
-//     back is counted, not taken for an unanswered probe, and tried again a
-//     retransmit interval later.
+//     starves the refresh of the servers' entries. A new host the bucket
+//     cannot ask for now gets no entry and no room in the shared hold pool
+//     (its frame is dropped: arpRateLimited; the sender's retry finds a token
+//     later), so the flood cannot fill the pool that frames for gateways
+//     wait in. A retransmission the bucket holds back is counted, not taken
+//     for an unanswered probe, and tried again a retransmit interval later.
 //   - one target asked over and over: a target is asked at most once per
 //     retransmitMs, also when the table is full and churns: an entry is only
 //     evicted retransmitMs after its last request, and a new host that finds
@@ -71,6 +74,16 @@ const PINNED_RESERVE = 1024;
  * frames are dropped as holdQueueFull, as Linux drops past unres_qlen_bytes.
  */
 const HOLD_POOL_FRAMES = 1024;
+
+/**
+ * How far past the least recently used neighbour an eviction looks for one
+ * that may go (asked long enough ago): hosts that answered and went quiet
+ * sit between busy ones; 16 finds one without walking a big table.
+ */
+const EVICTION_SCAN = 16;
+
+/** addConnected: the port's request bucket is empty, so no entry was made. */
+const NO_REQUEST_TOKEN = -2;
 
 export interface NeighborRow {
   address: number;
@@ -294,7 +307,8 @@ export class NeighborResolver implements NeighborSlowPath {
     }
     const now = this.clock();
     if (entry < 0) {
-      this.dropHeld(frame, offset, length, ingressPort, Drop.neighborTableFull, false);
+      if (entry === NO_REQUEST_TOKEN) this.counters.arp[ArpCounter.requestsRateLimited]++;
+      this.dropHeld(frame, offset, length, ingressPort, entry === NO_REQUEST_TOKEN ? Drop.arpRateLimited : Drop.neighborTableFull, false);
       return;
     }
     const state = this.table.state[entry];
@@ -406,11 +420,13 @@ export class NeighborResolver implements NeighborSlowPath {
   /**
    * A new entry for a host on a connected subnet; `ask` sends the first
    * request (not when the host just told us). -1 when the table is full of
-   * entries that may not go yet (see evictable).
+   * entries that may not go yet (see evictOldest), NO_REQUEST_TOKEN when the
+   * port may not ask now.
    */
   private addConnected(address: number, port: number, ask = true): number {
     if (!this.onConnectedSubnet(port, address)) return -1;
     const now = this.clock();
+    if (ask && !this.requestTokenAvailable(port, now)) return NO_REQUEST_TOKEN;
     // Make room first: the LRU must never evict by itself, past the rule below.
     if (this.lru.size >= this.options.maxEntries && !this.evictOldest(now)) return -1;
     const entry = this.table.add(address, port, this.ports.macOf(port));
@@ -421,21 +437,34 @@ export class NeighborResolver implements NeighborSlowPath {
   }
 
   /**
-   * Forgets the least recently used host, unless it was asked for less than
-   * retransmitMs ago: forgetting it then would let the next frame to it ask
-   * again at once, and a flood cycling through more hosts than the table
-   * holds would ask each of them over and over.
+   * Forgets the least recently used host that was not asked for in the last
+   * retransmitMs: forgetting one asked for more recently would let the next
+   * frame to it ask again at once, and a flood cycling through more hosts than
+   * the table holds would ask each of them over and over. Looks at the
+   * EVICTION_SCAN least recently used only, so a full table costs a bounded walk.
    */
   private evictOldest(now: number): boolean {
-    const oldest = this.lru.rkeys().next();
-    if (oldest.done) return false;
-    const entry = this.lru.peek(oldest.value)!;
-    if (this.table.address[entry] !== oldest.value || this.table.state[entry] === NeighborState.free) {
-      this.lru.delete(oldest.value); // cannot happen while removeEntry keeps the two in step; never wedge on it
+    let scanned = 0;
+    let victim = -1;
+    let stale: number | undefined;
+    for (const address of this.lru.rkeys()) {
+      if (scanned++ === EVICTION_SCAN) break;
+      const entry = this.lru.peek(address)!;
+      if (this.table.address[entry] !== address || this.table.state[entry] === NeighborState.free) {
+        stale = address; // cannot happen while removeEntry keeps the two in step; never wedge on it
+        break;
+      }
+      if (now - this.lastRequestAt[entry] >= this.options.retransmitMs) {
+        victim = entry;
+        break;
+      }
+    }
+    if (stale !== undefined) {
+      this.lru.delete(stale);
       return true;
     }
-    if (now - this.lastRequestAt[entry] < this.options.retransmitMs) return false;
-    this.removeEntry(entry);
+    if (victim < 0) return false;
+    this.removeEntry(victim);
     return true;
   }
 
@@ -485,7 +514,7 @@ export class NeighborResolver implements NeighborSlowPath {
     return true;
   }
 
-  private takeRequestToken(port: number, now: number): boolean {
+  private requestTokenAvailable(port: number, now: number): boolean {
     const elapsed = now - this.requestRefilledAt[port];
     if (elapsed > 0) {
       this.requestRefilledAt[port] = now;
@@ -493,7 +522,11 @@ export class NeighborResolver implements NeighborSlowPath {
         this.options.requestBurst, this.requestTokens[port] + (elapsed * this.options.requestsPerSecond) / 1000,
       );
     }
-    if (this.requestTokens[port] < 1) return false;
+    return this.requestTokens[port] >= 1;
+  }
+
+  private takeRequestToken(port: number, now: number): boolean {
+    if (!this.requestTokenAvailable(port, now)) return false;
     this.requestTokens[port] -= 1;
     return true;
   }

@@ -46,8 +46,8 @@ export const ARTICLE_ROUTES: RouteConfig[] = [
 export function routerConfig(overrides: Partial<RouterConfig> = {}): RouterConfig {
   return {
     routes: ARTICLE_ROUTES,
-    neighbors: { reachableMs: 30000, retransmitMs: 1000, probes: 3, queueLength: 4, maxEntries: 64 },
-    icmp: { ratePerSecond: 1000, burst: 50 },
+    neighbors: { reachableMs: 30000, retransmitMs: 1000, probes: 3, queueLength: 4, maxEntries: 64, requestsPerSecond: 100, requestBurst: 256 },
+    icmp: { ratePerSecond: 1000, burst: 50, perDestination: { ratePerSecond: 1, burst: 6, maxDestinations: 4096 } },
     dataplane: { batchSize: 64 },
     ...overrides,
   };
@@ -65,19 +65,36 @@ export interface ArticleRouter {
   resolveAll(): void;
 }
 
-export function articleRouter(overrides: Partial<RouterConfig> = {}, keepSent = true): ArticleRouter {
+export interface ArticleRouterOptions {
+  /** Keep copies of the frames sent (default); off, the ports only count them. */
+  keepSent?: boolean;
+  up0Mtu?: number;
+  lan0Mtu?: number;
+  /** The router's clock in ms (default performance.now): tests of rate limits and timers drive their own. */
+  clock?: () => number;
+}
+
+export function articleRouter(overrides: Partial<RouterConfig> = {}, options: ArticleRouterOptions = {}): ArticleRouter {
+  const { keepSent = true, up0Mtu = 1500, lan0Mtu = 1500, clock } = options;
   const up0 = new MemoryPort('up0', keepSent);
   const lan0 = new MemoryPort('lan0', keepSent);
   const router = new Router(
     [
-      { name: 'up0', mac: mac(MAC.up0), mtu: 1500, addresses: [{ address: parseAddress('10.0.0.1'), length: 24 }] },
-      { name: 'lan0', mac: mac(MAC.lan0), mtu: 1500, addresses: [{ address: parseAddress('192.168.1.1'), length: 27 }] },
+      { name: 'up0', mac: mac(MAC.up0), mtu: up0Mtu, addresses: [{ address: parseAddress('10.0.0.1'), length: 24 }] },
+      { name: 'lan0', mac: mac(MAC.lan0), mtu: lan0Mtu, addresses: [{ address: parseAddress('192.168.1.1'), length: 27 }] },
     ],
     [up0, lan0],
     routerConfig(overrides),
+    {},
+    undefined,
+    clock,
   );
+  // More frames than a batch holds run as several batches, as a port would deliver them.
   const receive = (port: number, ...frames: Buffer[]) => {
-    for (const frame of frames) router.batch.push(port, frame, frame.length);
+    for (const frame of frames) {
+      if (router.batch.count === router.batch.capacity) router.process();
+      router.batch.push(port, frame, frame.length);
+    }
     router.process();
   };
   const reply = (port: number, from: string, fromMac: string, to: string, toMac: string) =>

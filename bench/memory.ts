@@ -119,7 +119,7 @@ function scenarioRouter(): void {
   const config = report(`${count.toLocaleString('en')} RouteConfig objects (the parsed config), no router`);
 
   const start = performance.now();
-  const { router } = articleRouter({ routes }, false);
+  const { router } = articleRouter({ routes }, { keepSent: false });
   const buildMs = performance.now() - start;
   const rib = router.rib;
   const built = report(

@@ -298,11 +298,23 @@ export const configSchema = strictMapping({
     // 0 = do not hold frames while resolving: drop them and count the drop.
     queueLength: integer(0, 65_536).default(64),
     maxEntries: integer(1, 1_048_576).default(4_096),
+    // ARP requests per port: a /24's worth at once (after a restart, say), then
+    // 100 a second, so traffic to random hosts of a big connected subnet cannot
+    // flood the LAN with broadcasts. Gateways are not limited.
+    requestsPerSecond: integer(1, 1_000_000).default(100),
+    requestBurst: integer(1, 1_000_000).default(256),
   }).prefault({}),
   icmp: strictMapping({
     // 0 = never send ICMP errors.
     ratePerSecond: integer(0, 1_000_000).default(1_000),
     burst: integer(1, 1_000_000).default(50),
+    // Linux's defaults (icmp_ratelimit 1000 ms, a burst of 6): one host flooding
+    // TTL-1 packets gets a handful of errors and leaves the global bucket to the others.
+    perDestination: strictMapping({
+      ratePerSecond: integer(1, 1_000_000).default(1),
+      burst: integer(1, 1_000_000).default(6),
+      maxDestinations: integer(1, 1_048_576).default(4_096),
+    }).prefault({}),
   }).prefault({}),
   dataplane: strictMapping({
     batchSize: integer(1, 4_096).default(256),

@@ -87,11 +87,17 @@ export interface NeighborConfig {
   probes: number;
   queueLength: number;
   maxEntries: number;
+  /** ARP requests each port may send a second (a token bucket), after a burst of `requestBurst`; gateways are exempt. */
+  requestsPerSecond: number;
+  requestBurst: number;
 }
 
 export interface IcmpConfig {
+  /** The global bucket: all ICMP errors together. */
   ratePerSecond: number;
   burst: number;
+  /** A bucket per host the errors go to (Linux's icmp_ratelimit), in a table of at most `maxDestinations` hosts. */
+  perDestination: { ratePerSecond: number; burst: number; maxDestinations: number };
 }
 
 export interface DataplaneConfig {

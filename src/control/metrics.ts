@@ -17,7 +17,9 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Router } from '../daemon/router.js';
-import { DROP_NAMES, ICMP_COUNTER_NAMES, PORT_COUNTER_NAMES, PUNT_NAMES } from '../dataplane/counters.js';
+import {
+  ARP_COUNTER_NAMES, DROP_NAMES, FRAGMENT_COUNTER_NAMES, ICMP_COUNTER_NAMES, ICMP_SENT_NAMES, IcmpCounter, PORT_COUNTER_NAMES, PUNT_NAMES,
+} from '../dataplane/counters.js';
 import type { EventBus, ViprEvent } from '../health/events.js';
 import { describeCheck, displayState, type HealthMonitor } from '../health/monitor.js';
 import { NEIGHBOR_STATE_NAMES } from '../neighbor/table.js';
@@ -33,9 +35,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** The states an operator sees for a server (displayState); one series each, 1 for the current one. */
 const SERVER_STATES = ['up', 'down', 'draining'] as const;
 
-/** The ICMP counters that are errors sent, by type (the rest of ICMP_COUNTER_NAMES is rateLimited). */
-const ICMP_SENT = ICMP_COUNTER_NAMES.filter((name) => name !== 'rateLimited');
-const ICMP_RATE_LIMITED = ICMP_COUNTER_NAMES.indexOf('rateLimited');
 
 export class MetricsError extends Error {
   readonly code = 'EMETRICS';
@@ -101,8 +100,12 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
     });
   namedMetric('vipr_drops_total', 'Frames not forwarded, by reason (as in `vipr ctl stats`).', 'reason', DROP_NAMES, () => counters.drops);
   namedMetric('vipr_punts_total', 'Frames left to the kernel, by kind (not drops: the kernel has its own copy).', 'kind', PUNT_NAMES, () => counters.punts);
-  namedMetric('vipr_icmp_errors_sent_total', 'ICMP errors vipr sent, by type.', 'type', ICMP_SENT, () =>
-    Float64Array.from(ICMP_SENT, (name) => counters.icmp[ICMP_COUNTER_NAMES.indexOf(name)]));
+  namedMetric('vipr_icmp_errors_sent_total', 'ICMP errors vipr sent, by type.', 'type', ICMP_SENT_NAMES, () =>
+    Float64Array.from(ICMP_SENT_NAMES, (name) => counters.icmp[ICMP_COUNTER_NAMES.indexOf(name)]));
+  namedMetric('vipr_fragmentation_total', 'Packets too big for their egress MTU (DF clear) sent as fragments, and the fragments made.', 'counter',
+    FRAGMENT_COUNTER_NAMES, () => counters.fragmentation);
+  namedMetric('vipr_arp_requests_total', 'ARP requests vipr sent, and those the per-port limit held back (neighbors.requestsPerSecond).', 'counter',
+    ARP_COUNTER_NAMES, () => counters.arp);
   if (context.portStats) {
     const portStats = context.portStats;
     new Counter({
@@ -121,7 +124,15 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
     name: 'vipr_icmp_errors_rate_limited_total', help: 'ICMP errors not sent because of the rate limit (icmp.ratePerSecond).', registers,
     collect() {
       this.reset();
-      this.inc(counters.icmp[ICMP_RATE_LIMITED]);
+      this.inc(counters.icmp[IcmpCounter.rateLimited]);
+    },
+  });
+  new Counter({
+    name: 'vipr_icmp_errors_rate_limited_per_destination_total',
+    help: 'ICMP errors not sent because the host they were for had used up its own bucket (icmp.perDestination).', registers,
+    collect() {
+      this.reset();
+      this.inc(counters.icmp[IcmpCounter.rateLimitedPerDestination]);
     },
   });
   new Counter({

@@ -373,6 +373,8 @@ export class ControlService {
         Object.entries(counters.ports).map(([name, c]) => [name, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.forwardedPackets)])),
       `drops: ${nonZero(counters.drops)}`,
       `icmp:  ${nonZero(counters.icmp)}`,
+      `fragmentation: ${nonZero(counters.fragmentation)}`,
+      `arp:   ${nonZero(counters.arp)}`,
       `kernel: ${nonZero(counters.punts)}`,
       ...(losses.length > 0 ? [`ports: ${losses.join('; ')}`] : []),
     ];

@@ -53,12 +53,12 @@ const MAX_PENDING_BYTES = 32 * 1024 * 1024;
 /**
  * Drop reasons a trace can see: those the stages decide within a batch.
  * The others happen elsewhere: frameTooLong in the port (the frame never
- * reaches a batch), holdQueueFull and neighborUnreachable in the neighbour
- * resolver later, txFailed in the port's send.
+ * reaches a batch), holdQueueFull, neighborTableFull, arpRateLimited and neighborUnreachable
+ * in the neighbour resolver later, txFailed in the port's send.
  */
-export const TRACEABLE_DROPS: readonly string[] = DROP_NAMES.filter(
-  (_, reason) => reason !== Drop.frameTooLong && reason !== Drop.holdQueueFull && reason !== Drop.neighborUnreachable && reason !== Drop.txFailed,
-);
+const UNTRACEABLE_DROPS: readonly number[] = [Drop.frameTooLong, Drop.holdQueueFull, Drop.neighborTableFull, Drop.arpRateLimited,
+  Drop.neighborUnreachable, Drop.txFailed];
+export const TRACEABLE_DROPS: readonly string[] = DROP_NAMES.filter((_, reason) => !UNTRACEABLE_DROPS.includes(reason));
 
 /** The `trace` request, as the grammar parses it. */
 export interface TraceOptions {
@@ -396,6 +396,10 @@ export class TraceSession implements TraceSink {
       case TraceVerdict.icmpError: return `drop: ${DROP_NAMES[reason]} (ICMP ${ICMP_NAMES[icmp] ?? icmp} to the sender)`;
       case TraceVerdict.punted: return `punted to the kernel: ${PUNT_NAMES[reason]}`;
       case TraceVerdict.arp: return 'arp: to the neighbour resolver (the kernel has its own copy)';
+      case TraceVerdict.fragmented: {
+        const egress = this.target.nextHops.port[reason];
+        return `fragmented: sent to ${this.nextHopLabel(reason, frame, off)} on ${this.target.ports.names[egress]} in pieces of at most ${this.target.ports.mtu[egress]} bytes`;
+      }
       case TraceVerdict.held: {
         const port = this.target.ports.names[this.target.nextHops.port[reason]];
         return `held: waiting for ARP for ${this.nextHopLabel(reason, frame, off)} on ${port}`;
@@ -432,7 +436,7 @@ export function traceFilter(options: TraceOptions, ports: PortTable): TraceFilte
   if (options.drop !== undefined) {
     if (options.drop === 'any') filter.drop = DROP_ANY;
     else {
-      const reason = DROP_NAMES.indexOf(options.drop);
+      const reason = (DROP_NAMES as readonly string[]).indexOf(options.drop);
       if (reason < 0 || !TRACEABLE_DROPS.includes(options.drop)) {
         throw new ControlError('EBADARGS', `cannot trace drop reason \`${options.drop}\` (traceable: ${TRACEABLE_DROPS.join(', ')}, or \`drops\` for all)`);
       }

@@ -4,9 +4,11 @@
 
 import type { Config } from '../config/types.js';
 import { FrameBatch } from '../dataplane/batch.js';
+import { monotonicClock, type Clock } from '../dataplane/clock.js';
 import { Counters } from '../dataplane/counters.js';
 import { Dataplane, type DataplaneTables } from '../dataplane/dataplane.js';
 import { IcmpErrorSender } from '../dataplane/icmp-error.js';
+import { Ip4Fragmenter } from '../dataplane/ip4-fragment.js';
 import { PortTable, type PortDescription, type TxPort } from '../dataplane/ports.js';
 import { LpmTable } from '../fib/lpm.js';
 import { NextHopTable } from '../fib/nexthop.js';
@@ -31,17 +33,21 @@ export class Router {
     config: RouterConfig,
     events: NeighborEvents = {},
     runtime?: RuntimeChanges,
+    /** Rate limits and neighbour timers read it; tests pass their own. */
+    clock: Clock = monotonicClock,
   ) {
     this.ports = new PortTable(descriptions);
     this.counters = new Counters(descriptions.length);
     const nextHops = new NextHopTable();
     this.batch = new FrameBatch(config.dataplane.batchSize);
-    const icmp = new IcmpErrorSender(this.ports, txPorts, this.counters, config.icmp);
-    this.resolver = new NeighborResolver(this.ports, txPorts, nextHops, this.counters, icmp, config.neighbors, events);
+    const icmp = new IcmpErrorSender(this.ports, txPorts, this.counters, config.icmp, clock);
+    // One fragmenter for the batch's fragment exit and for held frames.
+    const fragmenter = new Ip4Fragmenter(this.ports, txPorts, this.counters);
+    this.resolver = new NeighborResolver(this.ports, txPorts, nextHops, this.counters, icmp, fragmenter, config.neighbors, events, clock);
     // An empty table until the RIB compiles the first real one.
     this.tables = { fib: new LpmTable({ tbl8Groups: 1 }), nextHops, neighbors: this.resolver.table };
     this.rib = new Rib(this.ports, nextHops, this.resolver, this.tables);
-    this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, config.dataplane.batchSize);
+    this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, fragmenter, config.dataplane.batchSize);
     this.rib.load(config.routes, runtime);
   }
 

@@ -1,27 +1,30 @@
 // The batch dispatcher: runs every stage over a received batch, transmits the
 // forwarded frames one burst per egress port, then hands the rare frames (ARP,
-// ICMP errors, unresolved next hops) to the slow path. The FIB is read once per
+// ICMP errors, unresolved next hops, packets to fragment) to the slow path. A
+// slow-path node that drops a frame writes its verdict back into the slot
+// (exit drop, nextHop = reason), so a trace sees what became of it. The FIB is read once per
 // batch, so a table swapped in by the control plane takes effect between two
 // batches and no frame ever sees half a change.
 
 import type { LpmTable } from '../fib/lpm.js';
 import type { NextHopTable } from '../fib/nexthop.js';
-import type { NeighborTable } from '../neighbor/table.js';
+import { ETHER_PAIR, type NeighborTable } from '../neighbor/table.js';
 import { SLOT_SIZE, type FrameBatch } from './batch.js';
-import { Drop, PortCounter, type Counters } from './counters.js';
+import { Drop, PORT_COUNTERS, PortCounter, type Counters } from './counters.js';
 import { ethInput } from './eth-input.js';
 import type { IcmpErrorSender } from './icmp-error.js';
 import { ip4Input } from './ip4-input.js';
 import { ip4Lookup } from './ip4-lookup.js';
-import { ip4Rewrite } from './ip4-rewrite.js';
+import { FRAGMENTS_SENT, type Ip4Fragmenter } from './ip4-fragment.js';
+import { ip4Rewrite, neighborFor } from './ip4-rewrite.js';
 import { IcmpError, Next } from './next.js';
 import type { PortTable, TxPort } from './ports.js';
 import type { PacketTracer } from './trace.js';
 
 /** Slow-path handlers the neighbour resolver provides (control plane side). */
 export interface NeighborSlowPath {
-  /** Learn from an ARP frame. */
-  arpInput(frame: Uint8Array, offset: number, length: number, port: number): void;
+  /** Learn from an ARP frame; counts it, and returns the Drop reason when it refused the frame, else -1. */
+  arpInput(frame: Uint8Array, offset: number, length: number, port: number): number;
   /** Park a frame whose next hop is unresolved; the resolver copies it and owns what happens next. */
   hold(frame: Uint8Array, offset: number, length: number, ingressPort: number, nextHop: number): void;
 }
@@ -48,6 +51,7 @@ export class Dataplane {
     readonly counters: Counters,
     readonly icmp: IcmpErrorSender,
     readonly slowPath: NeighborSlowPath,
+    readonly fragmenter: Ip4Fragmenter,
     batchCapacity: number,
   ) {
     this.txSlots = new Uint16Array(batchCapacity);
@@ -66,7 +70,7 @@ export class Dataplane {
     batch.next.fill(Next.ethInput, 0, n);
     const portCounters = counters.ports;
     for (let i = 0; i < n; i++) {
-      const row = batch.port[i] * PortCounter.COUNT;
+      const row = batch.port[i] * PORT_COUNTERS;
       portCounters[row + PortCounter.rxPackets]++;
       portCounters[row + PortCounter.rxBytes] += batch.length[i];
     }
@@ -97,7 +101,7 @@ export class Dataplane {
       }
       if (count === 0) continue;
       const sent = this.txPorts[port].txBurst(batch, slots, count);
-      const row = port * PortCounter.COUNT;
+      const row = port * PORT_COUNTERS;
       portCounters[row + PortCounter.txPackets] += sent;
       portCounters[row + PortCounter.txBytes] += bytes;
       portCounters[row + PortCounter.forwardedPackets] += sent;
@@ -105,7 +109,7 @@ export class Dataplane {
     }
   }
 
-  /** Rare work, out of the stage loops: ARP, ICMP errors, hold queue. */
+  /** Rare work, out of the stage loops: ARP, ICMP errors, hold queue, fragmentation. */
   private slowPaths(batch: FrameBatch): void {
     const n = batch.count;
     const next = batch.next;
@@ -114,7 +118,10 @@ export class Dataplane {
       if (exit < Next.arp) continue;
       const off = i * SLOT_SIZE;
       if (exit === Next.arp) {
-        this.slowPath.arpInput(batch.data, off, batch.length[i], batch.port[i]);
+        const refused = this.slowPath.arpInput(batch.data, off, batch.length[i], batch.port[i]);
+        if (refused >= 0) this.dropped(batch, i, refused);
+      } else if (exit === Next.fragment) {
+        this.fragment(batch, i);
       } else if (exit === Next.icmpError) {
         const kind = batch.nextHop[i] as IcmpError;
         // Fragmentation needed carries the egress MTU in the low half of its second word (RFC 1191).
@@ -124,5 +131,25 @@ export class Dataplane {
         this.slowPath.hold(batch.data, off, batch.length[i], batch.port[i], batch.nextHop[i]);
       }
     }
+  }
+
+  private fragment(batch: FrameBatch, i: number): void {
+    const off = i * SLOT_SIZE;
+    const tables = this.tables;
+    // An ARP frame earlier in this batch may have made the resolver evict the entry: then the frame waits like any other.
+    const entry = neighborFor(tables.nextHops, tables.neighbors, batch.nextHop[i], batch.data, off);
+    if (entry < 0) {
+      batch.next[i] = Next.hold;
+      this.slowPath.hold(batch.data, off, batch.length[i], batch.port[i], batch.nextHop[i]);
+      return;
+    }
+    const result = this.fragmenter.send(batch.data, off, batch.egress[i], tables.neighbors.ether, entry * ETHER_PAIR);
+    if (result !== FRAGMENTS_SENT) this.dropped(batch, i, result);
+  }
+
+  /** A slow-path node dropped slot i (and counted it): the verdict goes back into the slot. */
+  private dropped(batch: FrameBatch, i: number, reason: number): void {
+    batch.next[i] = Next.drop;
+    batch.nextHop[i] = reason;
   }
 }

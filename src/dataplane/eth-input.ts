@@ -3,7 +3,7 @@
 // Uses:  batch.data, batch.length, batch.port; ports.mac
 // Sets:  batch.next (and batch.nextHop = Drop reason for drops)
 // Next:  ip4Input  IPv4 frame addressed to the ingress port's MAC
-//        arp       ARP frame (the resolver learns from it; the kernel answers for our addresses)
+//        arp       ARP frame (the resolver learns from it and counts it; the kernel answers for our addresses)
 //        punt      not IPv4, or unicast to another host (the kernel has its own copy)
 //        drop      truncated, link-layer broadcast or multicast IPv4
 
@@ -32,7 +32,6 @@ export function ethInput(batch: FrameBatch, ports: PortTable, counters: Counters
     if (type !== ETHERTYPE_IPV4) {
       if (type === ETHERTYPE_ARP) {
         next[i] = Next.arp;
-        punts[Punt.arp]++;
       } else {
         next[i] = Next.punt;
         punts[Punt.notIpv4]++;

@@ -7,7 +7,8 @@
 // Next:  tx         rewritten, send on batch.egress[i]
 //        hold       neighbour not resolved yet (or failed): the resolver decides
 //        icmpError  larger than the egress MTU with DF set (fragmentation needed)
-//        drop       larger than the egress MTU without DF (mtuExceeded: vipr does not fragment)
+//        fragment   larger than the egress MTU without DF: ip4-fragment sends it
+//                   in pieces (not rewritten here; batch.nextHop keeps the next hop)
 //
 // IP options and fragments are forwarded untouched: only TTL and checksum change.
 
@@ -79,19 +80,21 @@ export function ip4Rewrite(
       continue;
     }
     const port = nextHops.port[nextHop];
+    batch.egress[i] = port; // also for the ICMP error, which quotes this port's MTU
     if (batch.length[i] - ETHER_HEADER_LENGTH > mtus[port]) {
-      const df = data[off + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8);
-      batch.egress[i] = port; // the ICMP error quotes this port's MTU
-      next[i] = df ? Next.icmpError : Next.drop;
-      batch.nextHop[i] = df ? IcmpError.fragmentationNeeded : Drop.mtuExceeded;
-      counters.drops[Drop.mtuExceeded]++;
-      continue;
+      if ((data[off + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) !== 0) {
+        next[i] = Next.icmpError;
+        batch.nextHop[i] = IcmpError.fragmentationNeeded;
+        counters.drops[Drop.mtuExceeded]++;
+        continue;
+      }
+      next[i] = Next.fragment;
+    } else {
+      rewriteFrame(data, words, off, etherWords, entry);
+      next[i] = Next.tx;
     }
     used[entry] = 1;
     nextHopPackets[nextHop]++;
     nextHopBytes[nextHop] += batch.length[i];
-    rewriteFrame(data, words, off, etherWords, entry);
-    batch.egress[i] = port;
-    next[i] = Next.tx;
   }
 }

@@ -17,6 +17,11 @@ export const enum Next {
   icmpError,
   /** Next hop not resolved yet: park in the neighbour's hold queue (slow path). */
   hold,
+  /**
+   * Larger than the egress MTU, DF clear: ip4-fragment sends it in pieces
+   * (slow path); batch.nextHop[i] = next-hop index, batch.egress[i] = port.
+   */
+  fragment,
 }
 
 /** Which ICMP error to send, in batch.nextHop[i] of slots whose exit is Next.icmpError. */

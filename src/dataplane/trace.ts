@@ -41,6 +41,8 @@ export const enum TraceVerdict {
   arp,
   /** Parked until the next hop's MAC is known: reason = next-hop index. */
   held,
+  /** Too big for the egress MTU, sent in fragments: reason = next-hop index, batch.egress[slot] = egress port. */
+  fragmented,
 }
 
 /** The drop filter: only frames dropped for this reason, or for any reason. */
@@ -142,6 +144,7 @@ export class PacketTracer {
         icmp = reason;
         reason = this.icmpDropReason(batch, i, icmp, fib, nextHops);
       } else if (exit === Next.hold) verdict = TraceVerdict.held;
+      else if (exit === Next.fragment) verdict = TraceVerdict.fragmented;
       else if (exit === Next.arp) {
         verdict = TraceVerdict.arp;
         reason = Punt.arp;

@@ -6,6 +6,26 @@
 //
 // It runs on the slow path and its timer: the data plane only reads the
 // NeighborTable and hands over frames it cannot rewrite yet.
+//
+// Hostile traffic it holds out against:
+//   - a flood to random hosts of a big connected subnet: each port's ARP
+//     requests pass a token bucket (neighbors.requestsPerSecond and
+//     requestBurst); gateways (route next hops) are exempt, so a flood never
+//     starves the refresh of the servers' entries. A new host the bucket
+//     cannot ask for now gets no entry and no room in the shared hold pool
+//     (its frame is dropped: arpRateLimited; the sender's retry finds a token
+//     later), so the flood cannot fill the pool that frames for gateways
+//     wait in. A retransmission the bucket holds back is counted, not taken
+//     for an unanswered probe, and tried again a retransmit interval later.
+//   - one target asked over and over: a target is asked at most once per
+//     retransmitMs, also when the table is full and churns: an entry is only
+//     evicted retransmitMs after its last request, and a new host that finds
+//     no such entry is not resolved (neighborTableFull), as Linux refuses new
+//     neighbours when gc_thresh3 is reached.
+//   - ARP claiming one of the router's own addresses, or from a subnet's
+//     network or broadcast address: dropped, counted, never learned.
+// The router's addresses are read from the PortTable at each frame: they
+// change at runtime (a VRRP address, say).
 
 import { LRUCache } from 'lru-cache';
 import { writeArpRequest } from '../packet/arp.js';
@@ -15,9 +35,11 @@ import {
 } from '../packet/layout.js';
 import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
 import { SLOT_SIZE } from '../dataplane/batch.js';
-import { Drop, PortCounter, type Counters } from '../dataplane/counters.js';
+import { ArpCounter, Drop, PORT_COUNTERS, Punt, PortCounter, type Counters } from '../dataplane/counters.js';
+import { monotonicClock, type Clock } from '../dataplane/clock.js';
 import type { NeighborSlowPath } from '../dataplane/dataplane.js';
 import type { IcmpErrorSender } from '../dataplane/icmp-error.js';
+import type { Ip4Fragmenter } from '../dataplane/ip4-fragment.js';
 import { rewriteFrame } from '../dataplane/ip4-rewrite.js';
 import { IcmpError } from '../dataplane/next.js';
 import type { PortTable, TxPort } from '../dataplane/ports.js';
@@ -29,6 +51,9 @@ export interface NeighborOptions {
   probes: number;
   queueLength: number;
   maxEntries: number;
+  /** ARP requests per port per second, after a burst of `requestBurst` (gateways exempt). */
+  requestsPerSecond: number;
+  requestBurst: number;
 }
 
 export interface NeighborEvents {
@@ -50,6 +75,16 @@ const PINNED_RESERVE = 1024;
  */
 const HOLD_POOL_FRAMES = 1024;
 
+/**
+ * How far past the least recently used neighbour an eviction looks for one
+ * that may go (asked long enough ago): hosts that answered and went quiet
+ * sit between busy ones; 16 finds one without walking a big table.
+ */
+const EVICTION_SCAN = 16;
+
+/** addConnected: the port's request bucket is empty, so no entry was made. */
+const NO_REQUEST_TOKEN = -2;
+
 export interface NeighborRow {
   address: number;
   port: string;
@@ -68,7 +103,14 @@ export class NeighborResolver implements NeighborSlowPath {
   private readonly nextProbeAt: Float64Array;
   private readonly confirmedAt: Float64Array;
   private readonly changedAt: Float64Array;
+  /** When the last request for the entry's address went out (-Infinity: never). */
+  private readonly lastRequestAt: Float64Array;
   private readonly lru: LRUCache<number, number>;
+  /** Per-port request bucket: tokens and when they were last topped up. */
+  private readonly requestTokens: Float64Array;
+  private readonly requestRefilledAt: Float64Array;
+  /** Frames in all hold queues together. */
+  private held = 0;
   // Hold queue: one FIFO per entry, linked through `holdNext` over a shared pool.
   private readonly holdData: Buffer;
   private readonly holdWords: Uint32Array;
@@ -92,8 +134,10 @@ export class NeighborResolver implements NeighborSlowPath {
     private readonly nextHops: NextHopTable,
     private readonly counters: Counters,
     private readonly icmp: IcmpErrorSender,
+    private readonly fragmenter: Ip4Fragmenter,
     private readonly options: NeighborOptions,
     private readonly events: NeighborEvents = {},
+    private readonly clock: Clock = monotonicClock,
   ) {
     const capacity = options.maxEntries + PINNED_RESERVE;
     this.table = new NeighborTable(capacity);
@@ -102,10 +146,14 @@ export class NeighborResolver implements NeighborSlowPath {
     this.nextProbeAt = new Float64Array(capacity);
     this.confirmedAt = new Float64Array(capacity);
     this.changedAt = new Float64Array(capacity);
+    this.lastRequestAt = new Float64Array(capacity).fill(-Infinity);
+    this.requestTokens = new Float64Array(ports.count).fill(options.requestBurst);
+    this.requestRefilledAt = new Float64Array(ports.count).fill(clock());
     this.lru = new LRUCache<number, number>({
       max: options.maxEntries,
-      dispose: (entry, _address, reason) => {
-        if (reason === 'evict' && this.pinned[entry] === 0) this.removeEntry(entry);
+      // Only unpinGateway can make the LRU evict by itself (addConnected makes room first).
+      dispose: (entry, address, reason) => {
+        if (reason === 'evict' && this.pinned[entry] === 0 && this.table.address[entry] === address) this.forget(entry);
       },
     });
     this.holdData = Buffer.alloc(HOLD_POOL_FRAMES * SLOT_SIZE);
@@ -126,7 +174,7 @@ export class NeighborResolver implements NeighborSlowPath {
   start(): void {
     // Ten ticks per retransmit interval keeps probe timing within 10% of the setting.
     const period = Math.max(10, Math.min(100, Math.floor(this.options.retransmitMs / 10)));
-    this.timer = setInterval(() => this.tick(performance.now()), period);
+    this.timer = setInterval(() => this.tick(this.clock()), period);
     this.timer.unref();
   }
 
@@ -149,7 +197,9 @@ export class NeighborResolver implements NeighborSlowPath {
     if (entry < 0) {
       entry = this.table.add(address, port, this.ports.macOf(port));
       if (entry < 0) return -1;
-      this.beginResolution(entry, performance.now());
+      this.pinned[entry]++; // before the first request, which pinned entries send past the bucket
+      this.beginResolution(entry, this.clock());
+      return entry;
     } else if (this.pinned[entry] === 0) {
       this.lru.delete(address); // pinned entries leave the LRU without being freed
     }
@@ -201,27 +251,38 @@ export class NeighborResolver implements NeighborSlowPath {
       let waiting = this.probes.get(address);
       if (!waiting) this.probes.set(address, (waiting = new Set()));
       waiting.add(answered);
+      // Health checks are the operator's, bounded by the config: they do not draw on the bucket.
       const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, address), address, null);
-      this.txPorts[port].sendFrame(this.arpFrame, length);
+      if (this.txPorts[port].sendFrame(this.arpFrame, length)) this.counters.arp[ArpCounter.requestsSent]++;
     });
   }
 
   // --- slow-path handlers called by the data plane ---
 
-  arpInput(frame: Uint8Array, offset: number, length: number, port: number): void {
-    if (length < ETHER_HEADER_LENGTH + ARP_LENGTH) return;
+  arpInput(frame: Uint8Array, offset: number, length: number, port: number): number {
+    const refused = this.learnFrom(frame, offset, length, port);
+    if (refused >= 0) this.counters.drops[refused]++;
+    else this.counters.punts[Punt.arp]++; // the kernel has its own copy, and answers for our addresses
+    return refused;
+  }
+
+  /** Learns what an ARP frame says; returns the Drop reason when the frame is refused, else -1. */
+  private learnFrom(frame: Uint8Array, offset: number, length: number, port: number): number {
+    if (length < ETHER_HEADER_LENGTH + ARP_LENGTH) return -1;
     const o = offset;
     if (
       ((frame[o + ARP_HTYPE] << 8) | frame[o + ARP_HTYPE + 1]) !== 1 ||
       ((frame[o + ARP_PTYPE] << 8) | frame[o + ARP_PTYPE + 1]) !== ETHERTYPE_IPV4 ||
       frame[o + ARP_HLEN] !== 6 || frame[o + ARP_PLEN] !== 4
-    ) return;
+    ) return -1;
     const operation = (frame[o + ARP_OPER] << 8) | frame[o + ARP_OPER + 1];
-    if (operation !== ARP_REQUEST && operation !== ARP_REPLY) return;
+    if (operation !== ARP_REQUEST && operation !== ARP_REPLY) return -1;
     const sender = readAddress(frame, o + ARP_SPA);
     const target = readAddress(frame, o + ARP_TPA);
-    if (sender === 0) return; // an ARP probe (RFC 5227) says nothing about the sender yet
-    if ((frame[o + ARP_SHA] & 1) !== 0) return; // a group MAC is never a neighbour's address
+    if (sender === 0) return -1; // an ARP probe (RFC 5227) says nothing about the sender yet
+    if (this.isRouterAddress(sender)) return Drop.arpOwnAddress;
+    if (this.isMartian(sender)) return Drop.arpMartianSender;
+    if ((frame[o + ARP_SHA] & 1) !== 0) return -1; // a group MAC is never a neighbour's address
     const probes = this.probes.get(sender);
     if (probes !== undefined) {
       this.probes.delete(sender);
@@ -229,14 +290,14 @@ export class NeighborResolver implements NeighborSlowPath {
     }
     const namesUs = this.isPortAddress(port, target);
     let entry = this.table.find(sender);
-    if (entry >= 0 && this.table.port[entry] !== port) return;
+    if (entry >= 0 && this.table.port[entry] !== port) return -1;
     if (entry < 0) {
       // Learn new neighbours only from frames addressed to us on a subnet we are on (as Linux does).
-      if (!namesUs || !this.onConnectedSubnet(port, sender)) return;
+      if (!namesUs || !this.onConnectedSubnet(port, sender)) return -1;
       entry = this.addConnected(sender, port, false);
-      if (entry < 0) return;
+      if (entry < 0) return -1;
     }
-    const now = performance.now();
+    const now = this.clock();
     const state = this.table.state[entry];
     const macChanged = !this.sameMac(entry, frame, o + ARP_SHA);
     this.table.setMac(entry, frame, o + ARP_SHA);
@@ -248,6 +309,7 @@ export class NeighborResolver implements NeighborSlowPath {
     } else if (macChanged) {
       this.setState(entry, NeighborState.stale, now, true);
     }
+    return -1;
   }
 
   hold(frame: Uint8Array, offset: number, length: number, ingressPort: number, nextHop: number): void {
@@ -259,9 +321,10 @@ export class NeighborResolver implements NeighborSlowPath {
       entry = this.table.find(destination);
       if (entry < 0) entry = this.addConnected(destination, this.nextHops.port[nextHop]);
     }
-    const now = performance.now();
+    const now = this.clock();
     if (entry < 0) {
-      this.dropHeld(frame, offset, length, ingressPort, Drop.holdQueueFull, false);
+      if (entry === NO_REQUEST_TOKEN) this.counters.arp[ArpCounter.requestsRateLimited]++;
+      this.dropHeld(frame, offset, length, ingressPort, entry === NO_REQUEST_TOKEN ? Drop.arpRateLimited : Drop.neighborTableFull, false);
       return;
     }
     const state = this.table.state[entry];
@@ -289,6 +352,7 @@ export class NeighborResolver implements NeighborSlowPath {
     else this.holdHead[entry] = slot;
     this.holdTail[entry] = slot;
     this.holdCount[entry]++;
+    this.held++;
     // Resolved since the data plane looked (an ARP reply earlier in this batch): send at once.
     if (state === NeighborState.reachable || state === NeighborState.stale) this.flush(entry);
   }
@@ -309,16 +373,15 @@ export class NeighborResolver implements NeighborSlowPath {
         if (now - this.confirmedAt[entry] >= options.reachableMs) {
           // Refresh: unicast first (the neighbour is probably still there), keep forwarding meanwhile.
           this.setState(entry, NeighborState.stale, now, false);
-          this.probesSent[entry] = 1;
           this.nextProbeAt[entry] = now + options.retransmitMs;
-          this.sendRequest(entry, true);
+          this.probesSent[entry] = this.sendRequest(entry, true, now) ? 1 : 0;
         }
       } else if (state === NeighborState.incomplete || state === NeighborState.stale) {
         if (now < this.nextProbeAt[entry]) continue;
         if (this.probesSent[entry] < options.probes) {
-          this.probesSent[entry]++;
+          // A request the bucket holds back is no unanswered probe: ask again next interval.
           this.nextProbeAt[entry] = now + options.retransmitMs;
-          this.sendRequest(entry, false);
+          if (this.sendRequest(entry, false, now)) this.probesSent[entry]++;
         } else if (this.pinned[entry] === 0 && state === NeighborState.stale) {
           this.removeEntry(entry); // a connected host that went quiet: forget it
         } else {
@@ -338,7 +401,7 @@ export class NeighborResolver implements NeighborSlowPath {
 
   // --- control plane views ---
 
-  rows(now = performance.now()): NeighborRow[] {
+  rows(now = this.clock()): NeighborRow[] {
     const rows: NeighborRow[] = [];
     const table = this.table;
     for (let entry = 0; entry < table.capacity; entry++) {
@@ -363,37 +426,84 @@ export class NeighborResolver implements NeighborSlowPath {
     return entry < 0 ? undefined : NEIGHBOR_STATE_NAMES[this.table.state[entry]];
   }
 
+  /** Frames waiting in the hold queues, all neighbours together. */
+  get heldFrames(): number {
+    return this.held;
+  }
+
   // --- internals ---
 
-  /** A new entry for a host on a connected subnet; `ask` sends the first request (not when the host just told us). */
+  /**
+   * A new entry for a host on a connected subnet; `ask` sends the first
+   * request (not when the host just told us). -1 when the table is full of
+   * entries that may not go yet (see evictOldest), NO_REQUEST_TOKEN when the
+   * port may not ask now.
+   */
   private addConnected(address: number, port: number, ask = true): number {
     if (!this.onConnectedSubnet(port, address)) return -1;
-    let entry = this.table.add(address, port, this.ports.macOf(port));
-    if (entry < 0) {
-      // Full: let the LRU evict its least recently used host, then try again.
-      const oldest = this.lru.rkeys().next();
-      if (!oldest.done) this.lru.delete(oldest.value);
-      entry = this.table.add(address, port, this.ports.macOf(port));
-      if (entry < 0) return -1;
-    }
+    const now = this.clock();
+    if (ask && !this.requestTokenAvailable(port, now)) return NO_REQUEST_TOKEN;
+    // Make room first: the LRU must never evict by itself, past the rule below.
+    if (this.lru.size >= this.options.maxEntries && !this.evictOldest(now)) return -1;
+    const entry = this.table.add(address, port, this.ports.macOf(port));
+    if (entry < 0) return -1;
     this.lru.set(address, entry);
-    if (ask) this.beginResolution(entry, performance.now());
+    if (ask) this.beginResolution(entry, now);
     return entry;
+  }
+
+  /**
+   * Forgets the least recently used host that was not asked for in the last
+   * retransmitMs: forgetting one asked for more recently would let the next
+   * frame to it ask again at once, and a flood cycling through more hosts than
+   * the table holds would ask each of them over and over. Looks at the
+   * EVICTION_SCAN least recently used only, so a full table costs a bounded walk.
+   */
+  private evictOldest(now: number): boolean {
+    let scanned = 0;
+    let victim = -1;
+    let stale: number | undefined;
+    for (const address of this.lru.rkeys()) {
+      if (scanned++ === EVICTION_SCAN) break;
+      const entry = this.lru.peek(address)!;
+      if (this.table.address[entry] !== address || this.table.state[entry] === NeighborState.free) {
+        stale = address; // cannot happen while removeEntry keeps the two in step; never wedge on it
+        break;
+      }
+      if (now - this.lastRequestAt[entry] >= this.options.retransmitMs) {
+        victim = entry;
+        break;
+      }
+    }
+    if (stale !== undefined) {
+      this.lru.delete(stale);
+      return true;
+    }
+    if (victim < 0) return false;
+    this.removeEntry(victim);
+    return true;
   }
 
   private beginResolution(entry: number, now: number): void {
     this.setState(entry, NeighborState.incomplete, now, false);
-    this.probesSent[entry] = 1;
     this.nextProbeAt[entry] = now + this.options.retransmitMs;
-    this.sendRequest(entry, false);
+    this.probesSent[entry] = this.sendRequest(entry, false, now) ? 1 : 0;
   }
 
+  /** Removes an entry, from the LRU too (so a later eviction there cannot hit the entry's next occupant). */
   private removeEntry(entry: number): void {
+    if (this.table.state[entry] === NeighborState.free) return;
+    if (this.pinned[entry] === 0) this.lru.delete(this.table.address[entry]);
+    this.forget(entry);
+  }
+
+  private forget(entry: number): void {
     if (this.table.state[entry] === NeighborState.free) return;
     this.failHeld(entry);
     this.events.onChange?.(this.table.address[entry], this.table.port[entry], 'removed', '');
     this.table.remove(entry);
     this.pinned[entry] = 0;
+    this.lastRequestAt[entry] = -Infinity;
   }
 
   private setState(entry: number, state: NeighborState, now: number, macChanged: boolean): void {
@@ -405,12 +515,36 @@ export class NeighborResolver implements NeighborSlowPath {
     }
   }
 
-  private sendRequest(entry: number, unicast: boolean): void {
+  /** Asks for the entry's address, within the port's bucket unless the entry is a gateway's; false when held back. */
+  private sendRequest(entry: number, unicast: boolean, now = this.clock()): boolean {
     const port = this.table.port[entry];
+    if (this.pinned[entry] === 0 && !this.takeRequestToken(port, now)) {
+      this.counters.arp[ArpCounter.requestsRateLimited]++;
+      return false;
+    }
     const target = this.table.address[entry];
     const mac = unicast ? this.table.ether.subarray(entry * ETHER_PAIR, entry * ETHER_PAIR + 6) : null;
     const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, target), target, mac);
-    this.txPorts[port].sendFrame(this.arpFrame, length);
+    this.lastRequestAt[entry] = now;
+    if (this.txPorts[port].sendFrame(this.arpFrame, length)) this.counters.arp[ArpCounter.requestsSent]++;
+    return true;
+  }
+
+  private requestTokenAvailable(port: number, now: number): boolean {
+    const elapsed = now - this.requestRefilledAt[port];
+    if (elapsed > 0) {
+      this.requestRefilledAt[port] = now;
+      this.requestTokens[port] = Math.min(
+        this.options.requestBurst, this.requestTokens[port] + (elapsed * this.options.requestsPerSecond) / 1000,
+      );
+    }
+    return this.requestTokens[port] >= 1;
+  }
+
+  private takeRequestToken(port: number, now: number): boolean {
+    if (!this.requestTokenAvailable(port, now)) return false;
+    this.requestTokens[port] -= 1;
+    return true;
   }
 
   /** Sends every frame waiting for `entry`, in arrival order. */
@@ -445,14 +579,16 @@ export class NeighborResolver implements NeighborSlowPath {
     const length = this.holdLength[slot];
     const port = this.table.port[entry];
     if (length - ETHER_HEADER_LENGTH > this.ports.mtu[port]) {
-      this.counters.drops[Drop.mtuExceeded]++;
       if (this.holdData[offset + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) {
+        this.counters.drops[Drop.mtuExceeded]++;
         this.icmp.send(this.holdData, offset, length, this.holdIngress[slot], IcmpError.fragmentationNeeded, this.ports.mtu[port]);
+      } else {
+        this.fragmenter.send(this.holdData, offset, port, this.table.ether, entry * ETHER_PAIR);
       }
       return;
     }
     rewriteFrame(this.holdData, this.holdWords, offset, this.table.etherWords, entry);
-    const row = port * PortCounter.COUNT;
+    const row = port * PORT_COUNTERS;
     if (this.txPorts[port].sendFrame(this.holdSlots[slot], length)) {
       this.counters.ports[row + PortCounter.txPackets]++;
       this.counters.ports[row + PortCounter.txBytes] += length;
@@ -470,10 +606,36 @@ export class NeighborResolver implements NeighborSlowPath {
   private releaseHold(slot: number): void {
     this.holdNext[slot] = this.holdFree;
     this.holdFree = slot;
+    this.held--;
   }
 
   private isPortAddress(port: number, address: number): boolean {
     for (const a of this.ports.addresses[port]) if (a.address === address) return true;
+    return false;
+  }
+
+  /** One of the router's own addresses, on any port. */
+  private isRouterAddress(address: number): boolean {
+    for (let port = 0; port < this.ports.count; port++) if (this.isPortAddress(port, address)) return true;
+    return false;
+  }
+
+  /**
+   * No host can have this address: 0/8, loopback, multicast, class E and the
+   * limited broadcast (RFC 1812 5.3.7), or the network or broadcast address of
+   * one of the router's subnets (/30 and larger: /31 and /32 have none, RFC 3021).
+   */
+  private isMartian(address: number): boolean {
+    const first = address >>> 24;
+    if (first === 0 || first === 127 || first >= 224) return true;
+    for (let port = 0; port < this.ports.count; port++) {
+      for (const a of this.ports.addresses[port]) {
+        if (a.length > 30) continue;
+        const hostBits = ~(a.length === 0 ? 0 : (~0 << (32 - a.length))) >>> 0;
+        const network = (a.address & ~hostBits) >>> 0;
+        if (address === network || address === (network | hostBits) >>> 0) return true;
+      }
+    }
     return false;
   }
 

@@ -3,6 +3,8 @@
 // Map, strings or allocation. The control plane (resolver.ts) owns every
 // write; the data plane reads state and the ready-made Ethernet header.
 
+import { AddressIndex } from '../dataplane/address-index.js';
+
 export const enum NeighborState {
   free = 0,
   /** ARP request sent, no answer yet: frames wait in the hold queue. */
@@ -31,13 +33,8 @@ export class NeighborTable {
   readonly etherWords: Uint32Array;
   /** Set by the data plane when an entry forwards a frame; the resolver clears it when it ages entries. */
   readonly used: Uint8Array;
-  /**
-   * Linear-probing index: slot holds entry index + 1, 0 = empty. Twice the
-   * capacity rounded up to a power of two keeps the load factor at or under
-   * 0.5, where linear probing averages under 1.5 probes per hit.
-   */
-  private readonly index: Int32Array;
-  private readonly indexMask: number;
+  /** Address -> entry, over `address`. */
+  private readonly index: AddressIndex;
   private readonly freeList: number[] = [];
   private highWater = 0;
 
@@ -49,27 +46,12 @@ export class NeighborTable {
     this.ether = new Uint8Array(capacity * ETHER_PAIR);
     this.etherWords = new Uint32Array(this.ether.buffer);
     this.used = new Uint8Array(capacity);
-    let size = 2;
-    while (size < capacity * 2) size <<= 1;
-    this.index = new Int32Array(size);
-    this.indexMask = size - 1;
-  }
-
-  private static hash(address: number): number {
-    // Fibonacci hashing spreads the low-entropy host bits of one subnet.
-    return Math.imul(address, 0x9e3779b1) >>> 0;
+    this.index = new AddressIndex(this.address, capacity);
   }
 
   /** Entry index for `address`, or -1. Data-plane safe: no allocation. */
   find(address: number): number {
-    const mask = this.indexMask;
-    let slot = (NeighborTable.hash(address) >>> 16) & mask;
-    for (;;) {
-      const entry = this.index[slot];
-      if (entry === 0) return -1;
-      if (this.address[entry - 1] === address >>> 0) return entry - 1;
-      slot = (slot + 1) & mask;
-    }
+    return this.index.find(address);
   }
 
   /** Adds an entry in state incomplete; returns its index, or -1 when full. */
@@ -86,10 +68,7 @@ export class NeighborTable {
     const e = entry * ETHER_PAIR;
     this.ether.fill(0, e, e + 6);
     this.ether.set(portMac, e + 6);
-    const mask = this.indexMask;
-    let slot = (NeighborTable.hash(address) >>> 16) & mask;
-    while (this.index[slot] !== 0) slot = (slot + 1) & mask;
-    this.index[slot] = entry + 1;
+    this.index.insert(entry);
     return entry;
   }
 
@@ -105,26 +84,10 @@ export class NeighborTable {
     return parts.join(':');
   }
 
-  /** Removes an entry; backward-shift deletion keeps probe chains intact without tombstones. */
+  /** Removes an entry. */
   remove(entry: number): void {
     if (this.state[entry] === NeighborState.free) return;
-    const mask = this.indexMask;
-    let slot = (NeighborTable.hash(this.address[entry]) >>> 16) & mask;
-    while (this.index[slot] !== entry + 1) slot = (slot + 1) & mask;
-    // Shift later members of the cluster back into the hole when their home slot allows it.
-    let hole = slot;
-    let next = (hole + 1) & mask;
-    while (this.index[next] !== 0) {
-      const home = (NeighborTable.hash(this.address[this.index[next] - 1]) >>> 16) & mask;
-      const distanceToHole = (next - hole) & mask;
-      const distanceToHome = (next - home) & mask;
-      if (distanceToHome >= distanceToHole) {
-        this.index[hole] = this.index[next];
-        hole = next;
-      }
-      next = (next + 1) & mask;
-    }
-    this.index[hole] = 0;
+    this.index.remove(entry);
     this.state[entry] = NeighborState.free;
     this.address[entry] = 0;
     this.freeList.push(entry);

@@ -9,7 +9,7 @@
 
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DROP_NAMES, ICMP_COUNTER_NAMES, PORT_COUNTER_NAMES, PUNT_NAMES } from '../../src/dataplane/counters.js';
+import { DROP_NAMES, ICMP_SENT_NAMES, PORT_COUNTER_NAMES, PUNT_NAMES } from '../../src/dataplane/counters.js';
 import {
   closeLabWithVipr, curlFromClient, labSocketPath, labWithVipr, REPO_ROOT, spawnIn, viprCtl, waitFor, type Lab, type ViprProcess,
 } from './harness.js';
@@ -101,7 +101,7 @@ describe('observing vipr: metrics, status and top', () => {
     }
     for (const reason of DROP_NAMES) between(`drops ${reason}`, value(samples, 'vipr_drops_total', { reason }), before.drops[reason], after.drops[reason]);
     for (const kind of PUNT_NAMES) between(`punts ${kind}`, value(samples, 'vipr_punts_total', { kind }), before.punts[kind], after.punts[kind]);
-    for (const type of ICMP_COUNTER_NAMES.filter((n) => n !== 'rateLimited')) {
+    for (const type of ICMP_SENT_NAMES) {
       between(`icmp ${type}`, value(samples, 'vipr_icmp_errors_sent_total', { type }), before.icmp[type], after.icmp[type]);
     }
     between('batches', value(samples, 'vipr_batches_total'), before.batches, after.batches);

@@ -236,12 +236,12 @@ describe('ICMP errors', () => {
     expect(error.toString('hex')).toBe(expectedIcmp(big, 3, 4, '10.0.0.1', MAC.client, MAC.up0, 1500));
   });
 
-  it('no DF and larger than the egress MTU: dropped and counted (vipr does not fragment)', () => {
+  it('no DF and larger than the egress MTU: fragmented, no ICMP (the details are in fragmentation.test.ts)', () => {
     const r = resolved();
     r.receive(UP0, ipv4Frame(fromClient({ payload: udpPayload(1500), protocol: 17 })));
-    expect(r.lan0.take()).toHaveLength(0);
+    expect(r.lan0.take()).toHaveLength(2);
     expect(r.up0.take()).toHaveLength(0);
-    expect(r.router.counters.drops[Drop.mtuExceeded]).toBe(1);
+    expect(r.router.counters.drops[Drop.mtuExceeded]).toBe(0);
   });
 
   const silent: { name: string; frame: Buffer }[] = [
@@ -267,7 +267,7 @@ describe('ICMP errors', () => {
   });
 
   it('are rate limited by a token bucket', () => {
-    const r = articleRouter({ icmp: { ratePerSecond: 1, burst: 5 } });
+    const r = articleRouter({ icmp: { ratePerSecond: 1, burst: 5, perDestination: { ratePerSecond: 1, burst: 50, maxDestinations: 16 } } });
     r.resolveAll();
     const frames = Array.from({ length: 20 }, (_, k) => ipv4Frame(fromClient({ ttl: 1, id: k })));
     r.receive(UP0, ...frames);

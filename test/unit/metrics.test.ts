@@ -52,7 +52,7 @@ interface Rig {
 async function rig(): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'vipr-metrics-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const article = articleRouter({}, false);
+  const article = articleRouter({}, { keepSent: false });
   article.resolveAll();
   const router = article.router;
   const log = pino({ level: 'silent' });

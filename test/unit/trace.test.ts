@@ -18,7 +18,7 @@ import { ControlService, type ControlContext, type Session } from '../../src/con
 import { StateStore } from '../../src/control/state-store.js';
 import { TraceSession, type TraceOptions, type TraceSummary } from '../../src/control/trace.js';
 import { PacketTracer } from '../../src/dataplane/trace.js';
-import { arpFrame, ipv4Frame, type Ipv4Spec } from '../../src/packet/builder.js';
+import { arpFrame, ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
 import { parseAddress, parsePrefix } from '../../src/util/ipv4.js';
 import { parsePcapng, type PcapngPacket } from '../pcapng.js';
 
@@ -108,6 +108,15 @@ describe('trace: every verdict, in the order the batch held the frames', () => {
       name: 'return traffic to the default route', port: LAN0,
       frame: ipv4Frame({ dstMac: MAC.lan0, srcMac: MAC.web1, src: '192.168.1.33', dst: '203.0.113.7' }),
       comment: 'forwarded lan0 -> up0 via 10.0.0.254',
+    },
+    {
+      name: 'too big for lan0, DF clear', port: UP0, frame: ipv4Frame(fromClient({ dst: '192.168.1.34', payload: udpPayload(1500), protocol: 17 })),
+      comment: 'fragmented: sent to web1 (192.168.1.2) on lan0 in pieces of at most 1500 bytes',
+    },
+    {
+      name: 'ARP claiming the router\'s address', port: LAN0,
+      frame: arpFrame({ operation: 'reply', dstMac: MAC.lan0, srcMac: MAC.web2, senderMac: MAC.web2, senderAddress: '192.168.1.1', targetMac: MAC.lan0, targetAddress: '192.168.1.1' }),
+      comment: 'drop: arpOwnAddress',
     },
   ];
 

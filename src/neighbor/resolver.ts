@@ -190,6 +190,38 @@ export class NeighborResolver implements NeighborSlowPath {
     });
   }
 
+  /**
+   * A port's link went down or came back (the kernel says so). Down: what
+   * was learnt on it is forgotten, as Linux flushes a device's neighbours on
+   * carrier loss, and frames waiting on it get host unreachable; gateways stay
+   * pinned, failed. Up: every gateway on it is asked for again at once, so
+   * routes that come back find their next hop resolved or resolving.
+   */
+  linkChanged(port: number, up: boolean): void {
+    const table = this.table;
+    const now = performance.now();
+    for (let entry = 0; entry < table.capacity; entry++) {
+      if (table.state[entry] === NeighborState.free || table.port[entry] !== port) continue;
+      if (up) {
+        if (this.pinned[entry] !== 0) this.beginResolution(entry, now);
+      } else if (this.pinned[entry] === 0) {
+        this.removeEntry(entry);
+      } else {
+        this.failHeld(entry);
+        this.setState(entry, NeighborState.failed, now, false);
+      }
+    }
+  }
+
+  /** The port's MAC changed: every ready-made Ethernet header on it gets the new source. */
+  macChanged(port: number): void {
+    const table = this.table;
+    const mac = this.ports.macOf(port);
+    for (let entry = 0; entry < table.capacity; entry++) {
+      if (table.state[entry] !== NeighborState.free && table.port[entry] === port) table.ether.set(mac, entry * ETHER_PAIR + 6);
+    }
+  }
+
   // --- slow-path handlers called by the data plane ---
 
   arpInput(frame: Uint8Array, offset: number, length: number, port: number): void {
@@ -392,6 +424,8 @@ export class NeighborResolver implements NeighborSlowPath {
   private sendRequest(entry: number, unicast: boolean): void {
     const port = this.table.port[entry];
     const target = this.table.address[entry];
+    // Nobody to ask on a port that is down, nor for an address no longer on its subnets (removed at run time).
+    if (this.ports.linkUp[port] === 0 || !this.onConnectedSubnet(port, target)) return;
     const mac = unicast ? this.table.ether.subarray(entry * ETHER_PAIR, entry * ETHER_PAIR + 6) : null;
     const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, target), target, mac);
     this.txPorts[port].sendFrame(this.arpFrame, length);
@@ -457,16 +491,11 @@ export class NeighborResolver implements NeighborSlowPath {
   }
 
   private isPortAddress(port: number, address: number): boolean {
-    for (const a of this.ports.addresses[port]) if (a.address === address) return true;
-    return false;
+    return this.ports.isOwnAddress(port, address);
   }
 
   private onConnectedSubnet(port: number, address: number): boolean {
-    for (const a of this.ports.addresses[port]) {
-      const mask = a.length === 0 ? 0 : (~0 << (32 - a.length)) >>> 0;
-      if (((a.address ^ address) & mask) >>> 0 === 0) return true;
-    }
-    return false;
+    return this.ports.onConnectedSubnet(port, address);
   }
 
   private sameMac(entry: number, frame: Uint8Array, at: number): boolean {

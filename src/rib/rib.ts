@@ -130,6 +130,14 @@ export class Rib {
   /** How many routes name each next-hop address: a gateway is unpinned when none does. */
   private gatewayUse = new Map<number, number>();
   private runtime: RuntimeChanges = new Map();
+  /** Keys of the interface routes in `routesByKey` (connected, local, broadcast), as the ports had them last. */
+  private interfaceKeys = new Set<string>();
+  /**
+   * Config or runtime routes for a prefix an interface route took over at run
+   * time (an address added to a port): kept here, out of the FIB, and put back
+   * when the interface route goes again.
+   */
+  private shadowed = new Map<string, RibRoute>();
   /** Pinned neighbour entry per next-hop address. */
   private gateways = new Map<number, { neighbor: number; port: number }>();
   private groups = new Map<string, Group>();
@@ -164,6 +172,8 @@ export class Rib {
     }
     this.tables.fib = LpmTable.build(entries);
     this.routesByKey = compiled.routes;
+    this.interfaceKeys = new Set([...compiled.routes].filter(([, r]) => isInterfaceRoute(r)).map(([key]) => key));
+    this.shadowed = new Map();
     this.configByKey = new Map(configRoutes.map((r, i) => [compiled.configKeys[i], r]));
     this.runtime = new Map(runtime);
     this.groupRoutes = new Map();
@@ -287,6 +297,61 @@ export class Rib {
     keys?.delete(key);
     if (keys?.size === 0) this.groupRoutes.delete(group);
     for (const via of route.via) this.gatewayUse.set(via.address, (this.gatewayUse.get(via.address) ?? 1) - 1);
+  }
+
+  /**
+   * The ports' addresses changed (the kernel's, at run time): interface routes
+   * (connected subnets, own addresses, subnet broadcasts) are rebuilt from the
+   * ports and the difference applied to the live FIB in one synchronous call.
+   * An interface route wins over a config or runtime route for the same prefix,
+   * as the kernel's connected route would; that route waits out of the FIB and
+   * comes back when the address goes. Call reselect() next: next hops whose
+   * subnet came or went change usability.
+   */
+  interfacesChanged(): { added: Prefix[]; removed: Prefix[] } {
+    const fresh = new Map<string, RibRoute>();
+    for (const route of this.interfaceRoutes()) fresh.set(prefixKey(route.prefix), route);
+    const fib = this.tables.fib;
+    const added: Prefix[] = [];
+    const removed: Prefix[] = [];
+    for (const key of this.interfaceKeys) {
+      if (fresh.has(key)) continue;
+      const old = this.routesByKey.get(key)!;
+      removed.push(old.prefix);
+      const waiting = this.shadowed.get(key);
+      if (waiting) {
+        this.shadowed.delete(key);
+        this.routesByKey.set(key, waiting);
+        this.retain(key, waiting);
+        fib.insert(waiting.prefix.address, waiting.prefix.length, waiting.nextHop);
+      } else {
+        this.routesByKey.delete(key);
+        fib.delete(old.prefix.address, old.prefix.length);
+      }
+    }
+    for (const [key, route] of fresh) {
+      const existing = this.routesByKey.get(key);
+      if (existing && isInterfaceRoute(existing) && existing.type === route.type && existing.port === route.port) {
+        fresh.set(key, existing);
+        continue;
+      }
+      route.nextHop = this.nextHopFor(route);
+      if (existing && !isInterfaceRoute(existing)) {
+        this.forget(key, existing);
+        this.shadowed.set(key, existing);
+      }
+      if (!existing || !isInterfaceRoute(existing)) added.push(route.prefix);
+      this.routesByKey.set(key, route);
+      fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
+    }
+    this.interfaceKeys = new Set(fresh.keys());
+    if (added.length > 0 || removed.length > 0) this.lastChange = Date.now();
+    return { added, removed };
+  }
+
+  /** Config or runtime routes an interface route covers now (see interfacesChanged). */
+  shadowedRoutes(): RibRoute[] {
+    return [...this.shadowed.values()];
   }
 
   /** Where the health of next hops comes from; call reselect() after it changes. */
@@ -435,10 +500,26 @@ export class Rib {
     }
   }
 
+  /**
+   * Whether a next hop can be reached at all: its port's link is up and it is
+   * still on one of that port's subnets (an address removed at run time takes
+   * its subnet, and the next hops in it, away until it comes back).
+   */
+  private reachable(address: number): boolean {
+    const gateway = this.gateways.get(address);
+    if (!gateway) return false;
+    return this.ports.linkUp[gateway.port] === 1 && this.ports.onConnectedSubnet(gateway.port, address);
+  }
+
   /** Index of the member that should carry the group's routes, or -1. */
   private select(group: Group, force: boolean): number {
     const { members } = group;
-    const availability = this.availability;
+    const health = this.availability;
+    const availability: NextHopAvailability = {
+      usable: (address) => this.reachable(address) && health.usable(address),
+      stable: (address) => this.reachable(address) && health.stable(address),
+      failback: () => health.failback(),
+    };
     const current = group.active;
     if (force) {
       // The operator (or a new group) asks for the most preferred next hop that works, hold-down or not.
@@ -522,6 +603,10 @@ export class Rib {
       .map((name, port) => `${name}: ${this.ports.addresses[port].map((a) => formatPrefix({ address: (a.address & maskOf(a.length)) >>> 0, length: a.length })).join(', ') || 'no address'}`)
       .join('; ');
   }
+}
+
+function isInterfaceRoute(route: RibRoute): boolean {
+  return route.source === 'connected' || route.source === 'local' || route.source === 'broadcast';
 }
 
 export function describe(route: RibRoute): string {

@@ -84,7 +84,7 @@ async function main(): Promise<number> {
 
   const dir = await mkdtemp(join(tmpdir(), 'vipr-ctl-latency-'));
   const log = pino({ level: 'silent' });
-  const article = articleRouter({}, false);
+  const article = articleRouter({}, { keepSent: false });
   article.resolveAll();
   const socket = join(dir, 'vipr.sock');
   const service = new ControlService(articleControlContext(article.router, new StateStore(join(dir, 'state.json')), log));

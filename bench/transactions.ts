@@ -34,7 +34,7 @@ const HEALTH = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs:
 const GOAL_MS = 100;
 
 async function service(dir: string): Promise<ControlService> {
-  const article = articleRouter({}, false);
+  const article = articleRouter({}, { keepSent: false });
   const router = article.router;
   const log = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   const events = new EventBus(log);

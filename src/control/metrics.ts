@@ -89,6 +89,15 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
   portMetric('vipr_port_sent_bytes_total', 'Bytes of the frames the data plane sent on the port.', PORT_COUNTER_NAMES.indexOf('txBytes'));
   portMetric('vipr_port_forwarded_packets_total', 'Frames forwarded out of the port.', PORT_COUNTER_NAMES.indexOf('forwardedPackets'));
 
+  new Gauge({
+    name: 'vipr_port_up', help: 'Whether the port can carry traffic (1): link up (admin up and carrier) and an IPv4 address; 0 while down or absent.',
+    labelNames: ['port'], registers,
+    collect() {
+      this.reset();
+      portNames.forEach((port, p) => this.set({ port }, router.ports.linkUp[p]));
+    },
+  });
+
   const namedMetric = (name: string, help: string, label: string, names: readonly string[], values: () => Float64Array) =>
     new Counter({
       name, help, labelNames: [label], registers,
@@ -271,7 +280,7 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
       stateChanges.inc({ server: event.server, state: event.newState });
     }
     if (event.type === 'routes') return; // the operator's own route changes are neither
-    const leaving = event.type === 'server' && event.newState !== 'up';
+    const leaving = (event.type === 'server' || event.type === 'port') && event.newState !== 'up';
     for (const move of event.routesMoved) {
       if (leaving) failovers.inc({ server: event.server ?? move.from ?? 'none' });
       else if (move.to !== null) failbacks.inc({ server: move.to });

@@ -19,7 +19,7 @@ import {
 } from './protocol.js';
 import type { ControlService, Session } from './service.js';
 import { INVALID_COMMAND } from './command-counts.js';
-import type { ViprEvent } from '../health/events.js';
+import { eventHeadline, type ViprEvent } from '../health/events.js';
 
 export { MAX_COMMAND_CLIENTS, MAX_FOLLOWERS } from './client-slots.js';
 
@@ -249,7 +249,7 @@ function refuseInTransaction(session: Session): void {
 /** One event as a line for people. */
 function formatEvent(item: unknown): string {
   const event = item as ViprEvent;
-  const what = event.type === 'server' ? `server ${event.server} ${event.oldState} -> ${event.newState}` : `${event.type}${event.server ? ` ${event.server}` : ''}`;
+  const what = eventHeadline(event);
   const moved = event.routesMoved.map((m) => `${m.prefix} ${m.from ?? 'none'} -> ${m.to ?? 'withdrawn'}`).join(', ');
   return `${event.time}  ${what}  (${event.reason})${moved ? `  routes: ${moved}` : ''}`;
 }

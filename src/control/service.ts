@@ -362,6 +362,7 @@ export class ControlService {
       fibMemoryBytes: fib.memoryBytes(),
       lastRouteChange: router.rib.lastChange ? new Date(router.rib.lastChange).toISOString() : null,
       neighbors: router.resolver.table.size,
+      portStates: Object.fromEntries(router.ports.names.map((name, p) => [name, router.ports.link[p]])),
       ...counters,
       backend: this.context.portStats?.() ?? {},
     };
@@ -369,8 +370,8 @@ export class ControlService {
       .map(([port, values]) => `${port} ${nonZero(Object.fromEntries(BACKEND_LOSSES.filter((k) => k in values).map((k) => [k, values[k]])))}`);
     const lines = [
       `uptime ${result.uptimeSeconds}s  routes ${result.routes}  neighbors ${result.neighbors}  batches ${counters.batches}  last route change ${result.lastRouteChange ?? 'never'}`,
-      ...table(['PORT', 'RX PACKETS', 'RX BYTES', 'TX PACKETS', 'TX BYTES', 'FORWARDED'],
-        Object.entries(counters.ports).map(([name, c]) => [name, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.forwardedPackets)])),
+      ...table(['PORT', 'STATE', 'RX PACKETS', 'RX BYTES', 'TX PACKETS', 'TX BYTES', 'FORWARDED'],
+        Object.entries(counters.ports).map(([name, c]) => [name, result.portStates[name], String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.forwardedPackets)])),
       `drops: ${nonZero(counters.drops)}`,
       `icmp:  ${nonZero(counters.icmp)}`,
       `fragmentation: ${nonZero(counters.fragmentation)}`,

@@ -47,6 +47,8 @@ interface Sample {
 
 export interface PortStatus {
   name: string;
+  /** "up", or why not: "down (no carrier)", "down (admin down)", "absent", ... */
+  state: string;
   rxPacketsPerSecond: number;
   rxBitsPerSecond: number;
   txPacketsPerSecond: number;
@@ -147,6 +149,7 @@ export class StatusView {
       const per = (counter: number) => rate(at(now, counter), at(base, counter));
       return {
         name,
+        state: router.ports.link[p],
         rxPacketsPerSecond: per(RX_PACKETS),
         rxBitsPerSecond: per(RX_BYTES) * 8,
         txPacketsPerSecond: per(TX_PACKETS),
@@ -233,9 +236,9 @@ export function render(status: Status): string[] {
       `last route change ${status.lastRouteChange ? since(status.lastRouteChange) : 'never'}  rates over ${status.intervalSeconds.toFixed(1)}s`,
     '',
     ...table(
-      ['PORT', 'RX PKT/S', 'RX BIT/S', 'TX PKT/S', 'TX BIT/S', 'FWD PKT/S', 'RX PACKETS', 'TX PACKETS'],
+      ['PORT', 'STATE', 'RX PKT/S', 'RX BIT/S', 'TX PKT/S', 'TX BIT/S', 'FWD PKT/S', 'RX PACKETS', 'TX PACKETS'],
       status.ports.map((p) => [
-        p.name, quantity(p.rxPacketsPerSecond), quantity(p.rxBitsPerSecond), quantity(p.txPacketsPerSecond), quantity(p.txBitsPerSecond),
+        p.name, p.state, quantity(p.rxPacketsPerSecond), quantity(p.rxBitsPerSecond), quantity(p.txPacketsPerSecond), quantity(p.txBitsPerSecond),
         quantity(p.forwardedPerSecond), String(p.rxPackets), String(p.txPackets),
       ]),
     ),

@@ -25,8 +25,10 @@ import { RingPort } from '../io/ring-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  pinDataPlane, type Placement, describeInterface, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, restoreKernelTransit, SystemError,
+  pinDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
+  restoreKernelTransit, SystemError,
 } from './system.js';
+import { describeLink, InterfaceWatcher, linkUp, readInterfaces, type InterfaceState } from './interfaces.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
@@ -47,6 +49,12 @@ export class Daemon {
   private readonly probes: ProbeThread;
   private scheduled = false;
   private stopped = false;
+  /** Follows the kernel's changes to the ports (addresses, link, MTU, MAC) while running. */
+  private readonly watcher: InterfaceWatcher;
+  /** The kernel's state of each port as last applied (undefined: the interface is gone). */
+  private readonly kernelPorts: (InterfaceState | undefined)[];
+  /** Where the ports deliver frames; kept to reopen a port whose interface was made again. */
+  private sink: RxSink | undefined;
   private readonly startedAt = Date.now();
 
   private constructor(
@@ -57,7 +65,13 @@ export class Daemon {
     private readonly store: StateStore,
     runtime: RuntimeChanges | undefined,
     placement: Placement | undefined,
+    kernelPorts: (InterfaceState | undefined)[],
   ) {
+    this.kernelPorts = kernelPorts;
+    this.watcher = new InterfaceWatcher({
+      onState: (states) => this.applyInterfaces(states),
+      onProblem: (message) => log.warn(message),
+    });
     this.probes = new ProbeThread({
       cpus: placement?.others,
       onStart: (hello) => {
@@ -99,8 +113,10 @@ export class Daemon {
       await disableKernelForwarding(on);
       log.info({ interfaces: on }, `turned kernel IPv4 forwarding off on ${on.join(', ')}`);
     }
-    const descriptions: PortDescription[] = [];
-    for (const i of config.interfaces) descriptions.push(await describeInterface(i.name, i.mtu));
+    // Read from the kernel whatever the carrier: a port that is down now forwards once its link comes up.
+    const states = await readInterfaces();
+    const kernelPorts = config.interfaces.map((i) => states.get(i.name));
+    const descriptions = config.interfaces.map((i, p) => describePort(i.name, kernelPorts[p], i.mtu));
     await Daemon.checkAddresses(config, configPath, descriptions);
 
     const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
@@ -116,12 +132,12 @@ export class Daemon {
     }
 
     if (config.kernelTransit === 'drop') {
-      await dropKernelTransit(descriptions);
+      await dropKernelTransit(names);
       log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
     }
 
     try {
-      return await Daemon.build(config, configPath, log, descriptions, placement);
+      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts);
     } catch (error) {
       // A start that fails leaves no drop rule behind, unless the rule is a
       // running vipr's (the same table): that one keeps forwarding with it.
@@ -145,13 +161,16 @@ export class Daemon {
   }
 
   /** The rest of start(): state, routes, control socket, metrics, ports. */
-  private static async build(config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined): Promise<Daemon> {
+  private static async build(
+    config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined,
+    kernelPorts: (InterfaceState | undefined)[],
+  ): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
     const runtime = await Daemon.loadState(store, log);
     let daemon: Daemon;
     try {
-      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement);
+      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement, kernelPorts);
     } catch (error) {
       if (!runtime || !(error instanceof RibError)) throw error;
       // Saved changes that no longer fit the config must not keep the router
@@ -166,15 +185,16 @@ export class Daemon {
         );
       }
       log.error({ err: error, keptAs: aside }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); kept them as ${aside} and starting from the config alone`);
-      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement);
+      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement, kernelPorts);
     }
     const rib = daemon.router.rib;
-    for (const d of descriptions) {
-      log.info(
-        { interface: d.name, mtu: d.mtu, addresses: d.addresses.map((a) => `${formatAddress(a.address)}/${a.length}`) },
-        `port ${d.name}: ${d.addresses.map((a) => `${formatAddress(a.address)}/${a.length}`).join(', ')} mtu ${d.mtu}`,
-      );
-    }
+    descriptions.forEach((d, p) => {
+      const link = describeLink(kernelPorts[p]);
+      daemon.router.ports.link[p] = link;
+      const addresses = d.addresses.map((a) => `${formatAddress(a.address)}/${a.length}`);
+      log.info({ interface: d.name, mtu: d.mtu, addresses, link }, `port ${d.name}: ${addresses.join(', ')} mtu ${d.mtu}, link ${link}`);
+      if (!d.up) log.warn({ interface: d.name, link }, `port ${d.name} is ${link}: vipr forwards on it as soon as its link comes up`);
+    });
     // Each route gets its own line on a router the size of the article's; a full table gets a summary.
     const ROUTES_LOGGED = 64;
     const stated = rib.size <= ROUTES_LOGGED * 2 ? rib.routes().filter((r) => r.source === 'config' || r.source === 'runtime') : [];
@@ -291,13 +311,104 @@ export class Daemon {
         this.router.counters.drops[Drop.frameTooLong]++;
       },
     };
+    this.sink = sink;
     this.router.resolver.start();
     for (const port of this.ports) port.open(sink);
     this.router.resolver.kick(); // gateways pinned before the ports opened asked into the void
+    this.watcher.start(); // and reads the ports once more: what changed since start() read them counts
     this.monitor.start();
     const checked = this.config.servers.filter((s) => s.checks.length > 0);
     if (checked.length > 0) {
       this.log.info({ servers: checked.map((s) => s.name) }, `health checks: ${checked.map((s) => `${s.name} (${s.checks.map(describeCheck).join(', ')})`).join('; ')}`);
+    }
+  }
+
+  /**
+   * The kernel's picture of the ports changed: apply what differs from the
+   * last one, port by port. Addresses rebuild the interface routes (a VRRP
+   * address added by keepalived becomes the router's own: the kernel answers
+   * it; removed, traffic to it is forwarded again); link changes make next
+   * hops on the port usable or not, and routes move at once (one event per
+   * port); MTU and MAC are written where the data plane reads them. An
+   * interface that vanished is a port that is down; made again (a new ifindex),
+   * its socket is opened again.
+   */
+  private applyInterfaces(states: Map<string, InterfaceState>): void {
+    if (this.stopped) return;
+    const router = this.router;
+    const { ports, rib, resolver } = router;
+    const linkChanges: { port: number; was: string; now: string }[] = [];
+    this.config.interfaces.forEach((configured, p) => {
+      const before = this.kernelPorts[p];
+      const now = states.get(configured.name);
+      this.kernelPorts[p] = now;
+      const name = configured.name;
+      if (now !== undefined && now.mac !== undefined && now.mac !== before?.mac) {
+        ports.mac.set(parseMac(now.mac), p * 6);
+        resolver.macChanged(p);
+        if (before?.mac !== undefined) this.log.warn({ interface: name, mac: now.mac }, `port ${name}: MAC changed to ${now.mac}`);
+      }
+      if (now !== undefined && configured.mtu === undefined && now.mtu !== ports.mtu[p]) {
+        this.log.info({ interface: name, mtu: now.mtu }, `port ${name}: MTU ${ports.mtu[p]} -> ${now.mtu}`);
+        ports.mtu[p] = now.mtu;
+      }
+      const addresses = now?.addresses ?? [];
+      const key = (list: readonly { address: number; length: number }[]) => list.map((a) => `${a.address >>> 0}/${a.length}`).join(',');
+      if (key(addresses) !== key(ports.addresses[p])) {
+        const text = (list: readonly { address: number; length: number }[]) => new Set(list.map((a) => `${formatAddress(a.address)}/${a.length}`));
+        const old = text(ports.addresses[p]);
+        const fresh = text(addresses);
+        const added = [...fresh].filter((a) => !old.has(a));
+        const removed = [...old].filter((a) => !fresh.has(a));
+        this.log.info({ interface: name, added, removed }, `port ${name}: ${[...added.map((a) => `address ${a} added`), ...removed.map((a) => `address ${a} removed`)].join(', ') || 'addresses reordered'}`);
+        if (addresses.length === 0) this.log.warn({ interface: name }, `port ${name} has no IPv4 address left: it forwards nothing until it has one`);
+        router.setPortAddresses(p, addresses);
+      }
+      const was = ports.linkUp[p] === 1;
+      const up = now !== undefined && linkUp(now) && addresses.length > 0;
+      ports.link[p] = up ? 'up' : now !== undefined && linkUp(now) ? 'down (no IPv4 address)' : describeLink(now);
+      if (up !== was || describeLink(before) !== describeLink(now)) {
+        router.setPortLink(p, up);
+        if (up !== was) linkChanges.push({ port: p, was: was ? 'up' : 'down', now: up ? 'up' : 'down' });
+        const link = ports.link[p];
+        const how = up ? 'forwarding on it again' : 'routes through it move to other next hops or are withdrawn';
+        (now === undefined ? this.log.error : up ? this.log.info : this.log.warn).call(this.log, { interface: name, link }, `port ${name}: link ${link} (${how})`);
+      }
+      if (now !== undefined && before !== undefined && now.ifindex !== before.ifindex && this.sink) {
+        this.reopen(p, before.ifindex, now.ifindex);
+      }
+    });
+    const moves = this.failover.describe(rib.reselect());
+    const names = this.router.ports.names;
+    if (linkChanges.length === 0) {
+      if (moves.length > 0) this.events.publish({ time: new Date().toISOString(), type: 'routes', reason: 'port addresses changed', routesMoved: moves });
+      return;
+    }
+    linkChanges.forEach((change, i) => {
+      this.events.publish({
+        time: new Date().toISOString(),
+        type: 'port',
+        port: names[change.port],
+        oldState: change.was,
+        newState: change.now,
+        reason: `link ${ports.link[change.port]}`,
+        routesMoved: i === 0 ? moves : [], // every move of this read, once
+      });
+    });
+  }
+
+  /** The port's interface was deleted and made again: its socket (and the transit rule's hook) belong to the old one. */
+  private reopen(p: number, oldIndex: number, newIndex: number): void {
+    const port = this.ports[p];
+    this.log.warn({ interface: port.name, oldIndex, newIndex }, `port ${port.name}: the interface was made again (ifindex ${oldIndex} -> ${newIndex}); reopening it`);
+    try {
+      port.close();
+      port.open(this.sink!);
+    } catch (error) {
+      this.log.error({ err: error }, `port ${port.name}: cannot reopen: ${(error as Error).message}`);
+    }
+    if (this.config.kernelTransit === 'drop') {
+      dropKernelTransit(this.config.interfaces.map((i) => i.name)).catch((error: Error) => this.log.error(error.message));
     }
   }
 
@@ -313,6 +424,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.watcher.stop();
     this.monitor.stop();
     this.failover.stop();
     this.icmp.close();

@@ -9,7 +9,7 @@ import { Counters } from '../dataplane/counters.js';
 import { Dataplane, type DataplaneTables } from '../dataplane/dataplane.js';
 import { IcmpErrorSender } from '../dataplane/icmp-error.js';
 import { Ip4Fragmenter } from '../dataplane/ip4-fragment.js';
-import { PortTable, type PortDescription, type TxPort } from '../dataplane/ports.js';
+import { PortTable, type PortAddress, type PortDescription, type TxPort } from '../dataplane/ports.js';
 import { LpmTable } from '../fib/lpm.js';
 import { NextHopTable } from '../fib/nexthop.js';
 import { NeighborResolver, type NeighborEvents } from '../neighbor/resolver.js';
@@ -49,6 +49,28 @@ export class Router {
     this.rib = new Rib(this.ports, nextHops, this.resolver, this.tables);
     this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, fragmenter, config.dataplane.batchSize);
     this.rib.load(config.routes, runtime);
+  }
+
+  /**
+   * The kernel changed a port's IPv4 addresses: the port table, the interface
+   * routes in the FIB (own addresses to the kernel, connected subnets) and,
+   * through them, ARP and ICMP sources follow. Call rib.reselect() after the
+   * last change: next hops in a subnet that came or went change usability.
+   */
+  setPortAddresses(port: number, addresses: readonly PortAddress[]): void {
+    this.ports.setAddresses(port, addresses);
+    this.rib.interfacesChanged();
+  }
+
+  /**
+   * A port's link went down or came up: next hops on it stop or start being
+   * usable (after rib.reselect()), neighbours learnt on it are forgotten or
+   * asked for again.
+   */
+  setPortLink(port: number, up: boolean): void {
+    if ((this.ports.linkUp[port] === 1) === up) return;
+    this.ports.linkUp[port] = up ? 1 : 0;
+    this.resolver.linkChanged(port, up);
   }
 
   /** Processes whatever the ports appended to the shared batch. */

@@ -3,11 +3,10 @@
 
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import type { PortDescription } from '../dataplane/ports.js';
 import { loadNative } from '../io/ring-port.js';
-import { formatAddress, parseAddress } from '../util/ipv4.js';
+import { linkUp, type InterfaceState } from './interfaces.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -15,35 +14,27 @@ export class SystemError extends Error {
   readonly code = 'ESYSTEM';
 }
 
-function parseMac(text: string): Uint8Array {
+export function parseMac(text: string): Uint8Array {
   return Uint8Array.from(text.split(':').map((h) => parseInt(h, 16)));
 }
 
-/** Reads name, MAC, MTU and IPv4 addresses of an interface from the kernel. */
-export async function describeInterface(name: string, mtuOverride?: number): Promise<PortDescription> {
-  let mtuText: string;
-  let macText: string;
-  try {
-    mtuText = await readFile(`/sys/class/net/${name}/mtu`, 'utf8');
-    macText = (await readFile(`/sys/class/net/${name}/address`, 'utf8')).trim();
-  } catch {
-    throw new SystemError(`interface ${name} does not exist (see \`ip link\`)`);
+/**
+ * The data plane's description of a port from the kernel's state of its
+ * interface (src/daemon/interfaces.ts). Throws a one-line SystemError when it
+ * cannot be a vipr port. A port that is down is fine: it forwards once its
+ * link comes up.
+ */
+export function describePort(name: string, state: InterfaceState | undefined, mtuOverride?: number): PortDescription {
+  if (state === undefined) throw new SystemError(`interface ${name} does not exist (see \`ip link\`)`);
+  if (state.mac === undefined) {
+    throw new SystemError(`interface ${name} is not Ethernet (link type ${state.linkType}): vipr ports must be Ethernet`);
   }
-  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(macText)) {
-    throw new SystemError(`interface ${name} has no Ethernet address (${macText || 'none'}): vipr ports must be Ethernet`);
+  if (state.addresses.length === 0) {
+    throw new SystemError(`interface ${name} has no IPv4 address: vipr needs one per port to ARP from and to send ICMP errors from (\`ip addr add ADDRESS/LENGTH dev ${name}\`)`);
   }
-  const addresses = (networkInterfaces()[name] ?? [])
-    .filter((a) => a.family === 'IPv4')
-    .map((a) => ({ address: parseAddress(a.address), length: Number(a.cidr!.split('/')[1]) }));
-  if (addresses.length === 0) {
-    throw new SystemError(`interface ${name} has no IPv4 address: vipr needs one per port to ARP from and to send ICMP errors from`);
-  }
-  return { name, mac: parseMac(macText), mtu: mtuOverride ?? Number(mtuText.trim()), addresses };
+  return { name, mac: parseMac(state.mac), mtu: mtuOverride ?? state.mtu, addresses: state.addresses, up: linkUp(state) };
 }
 
-export async function operState(name: string): Promise<string> {
-  return (await readFile(`/sys/class/net/${name}/operstate`, 'utf8').catch(() => 'unknown')).trim();
-}
 
 const forwardingPath = (name: string) => `/proc/sys/net/ipv4/conf/${name}/forwarding`;
 
@@ -91,14 +82,17 @@ const TRANSIT_TABLE = 'vipr_transit';
  * its copy by then) and before the kernel's IP input, which would otherwise
  * parse and route every transit frame only to drop it (forwarding is off).
  * Frames to the router's own addresses, and broadcast or multicast frames,
- * still reach the kernel. Measured in the lab: vipr delivered 0.56x the
- * kernel's packets/s without this, 1.23x with it (bench/README.md).
+ * still reach the kernel. "Own" is asked of the kernel's routing table for
+ * each frame (`fib daddr type local`), not listed in the rule: an address
+ * added at run time (keepalived's VRRP address) is the kernel's from the
+ * moment it exists, with no rule to update and no window in which frames to
+ * it are dropped. Measured in the lab: vipr delivered 0.56x the kernel's
+ * packets/s without this rule, 1.23x with it (bench/README.md).
  */
-export async function dropKernelTransit(ports: readonly PortDescription[]): Promise<void> {
-  const local = ports.flatMap((p) => p.addresses.map((a) => formatAddress(a.address)));
-  const chains = ports.map((p, i) => `  chain port${i} {
-    type filter hook ingress device "${p.name}" priority 0;
-    meta pkttype host ip daddr != { ${local.join(', ')} } drop
+export async function dropKernelTransit(names: readonly string[]): Promise<void> {
+  const chains = names.map((name, i) => `  chain port${i} {
+    type filter hook ingress device "${name}" priority 0;
+    meta protocol ip meta pkttype host fib daddr type != local drop
   }`);
   const ruleset = `table netdev ${TRANSIT_TABLE}\ndelete table netdev ${TRANSIT_TABLE}\ntable netdev ${TRANSIT_TABLE} {\n${chains.join('\n')}\n}\n`;
   await nft(ruleset, 'cannot install the kernel-transit drop rule');

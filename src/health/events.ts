@@ -15,13 +15,25 @@ export interface RouteMoveEvent {
 
 export interface ViprEvent {
   time: string;
-  /** server: a server's state changed; failback: routes moved back after a hold-down; routes: moved by the operator. */
-  type: 'server' | 'failback' | 'routes';
+  /**
+   * server: a server's state changed; port: a port's link went down or came up
+   * (or it vanished); failback: routes moved back after a hold-down; routes:
+   * moved by the operator.
+   */
+  type: 'server' | 'port' | 'failback' | 'routes';
   server?: string;
+  port?: string;
   oldState?: string;
   newState?: string;
   reason: string;
   routesMoved: RouteMoveEvent[];
+}
+
+/** What happened, in a few words: "server web1 up -> down", "port lan0 up -> down", "failback web1". */
+export function eventHeadline(event: ViprEvent): string {
+  if (event.type === 'server') return `server ${event.server} ${event.oldState} -> ${event.newState}`;
+  if (event.type === 'port') return `port ${event.port} ${event.oldState} -> ${event.newState}`;
+  return `${event.type}${event.server ? ` ${event.server}` : ''}`;
 }
 
 /** At most this many notify commands at once; more events are logged and not notified. */
@@ -44,7 +56,7 @@ export class EventBus {
 
   publish(event: ViprEvent): void {
     const moved = event.routesMoved.map((m) => `${m.prefix} ${m.from ?? 'none'} -> ${m.to ?? 'withdrawn'}`).join('; ');
-    const what = event.type === 'server' ? `server ${event.server} ${event.oldState} -> ${event.newState}` : `${event.type}${event.server ? ` ${event.server}` : ''}`;
+    const what = eventHeadline(event);
     this.log.info({ event }, `event: ${what} (${event.reason})${moved ? `; routes: ${moved}` : ''}`);
     for (const listener of this.subscribers) listener(event);
     this.runNotify(event);
@@ -61,6 +73,7 @@ export class EventBus {
       ...process.env,
       VIPR_EVENT: event.type,
       VIPR_SERVER: event.server ?? '',
+      VIPR_PORT: event.port ?? '',
       VIPR_OLD_STATE: event.oldState ?? '',
       VIPR_NEW_STATE: event.newState ?? '',
       VIPR_REASON: event.reason,

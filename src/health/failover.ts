@@ -79,7 +79,8 @@ export class Failover {
     }
   }
 
-  private describe(moves: RouteMove[]): RouteMoveEvent[] {
+  /** Route moves in the words of events: server names where the next hop is a server. */
+  describe(moves: RouteMove[]): RouteMoveEvent[] {
     const name = (address?: number) => {
       if (address === undefined) return null;
       return this.monitor.byAddress(address)?.name ?? formatAddress(address);

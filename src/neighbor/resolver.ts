@@ -257,6 +257,38 @@ export class NeighborResolver implements NeighborSlowPath {
     });
   }
 
+  /**
+   * A port's link went down or came back (the kernel says so). Down: what
+   * was learnt on it is forgotten, as Linux flushes a device's neighbours on
+   * carrier loss, and frames waiting on it get host unreachable; gateways stay
+   * pinned, failed. Up: every gateway on it is asked for again at once, so
+   * routes that come back find their next hop resolved or resolving.
+   */
+  linkChanged(port: number, up: boolean): void {
+    const table = this.table;
+    const now = performance.now();
+    for (let entry = 0; entry < table.capacity; entry++) {
+      if (table.state[entry] === NeighborState.free || table.port[entry] !== port) continue;
+      if (up) {
+        if (this.pinned[entry] !== 0) this.beginResolution(entry, now);
+      } else if (this.pinned[entry] === 0) {
+        this.removeEntry(entry);
+      } else {
+        this.failHeld(entry);
+        this.setState(entry, NeighborState.failed, now, false);
+      }
+    }
+  }
+
+  /** The port's MAC changed: every ready-made Ethernet header on it gets the new source. */
+  macChanged(port: number): void {
+    const table = this.table;
+    const mac = this.ports.macOf(port);
+    for (let entry = 0; entry < table.capacity; entry++) {
+      if (table.state[entry] !== NeighborState.free && table.port[entry] === port) table.ether.set(mac, entry * ETHER_PAIR + 6);
+    }
+  }
+
   // --- slow-path handlers called by the data plane ---
 
   arpInput(frame: Uint8Array, offset: number, length: number, port: number): number {
@@ -518,11 +550,14 @@ export class NeighborResolver implements NeighborSlowPath {
   /** Asks for the entry's address, within the port's bucket unless the entry is a gateway's; false when held back. */
   private sendRequest(entry: number, unicast: boolean, now = this.clock()): boolean {
     const port = this.table.port[entry];
+    const target = this.table.address[entry];
+    // Nobody to ask on a port that is down, nor for an address no longer on its subnets (removed at run
+    // time): the probe is spent unanswered, so the entry fails after its probes as with a silent host.
+    if (this.ports.linkUp[port] === 0 || !this.onConnectedSubnet(port, target)) return true;
     if (this.pinned[entry] === 0 && !this.takeRequestToken(port, now)) {
       this.counters.arp[ArpCounter.requestsRateLimited]++;
       return false;
     }
-    const target = this.table.address[entry];
     const mac = unicast ? this.table.ether.subarray(entry * ETHER_PAIR, entry * ETHER_PAIR + 6) : null;
     const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, target), target, mac);
     this.lastRequestAt[entry] = now;
@@ -610,8 +645,7 @@ export class NeighborResolver implements NeighborSlowPath {
   }
 
   private isPortAddress(port: number, address: number): boolean {
-    for (const a of this.ports.addresses[port]) if (a.address === address) return true;
-    return false;
+    return this.ports.isOwnAddress(port, address);
   }
 
   /** One of the router's own addresses, on any port. */
@@ -640,11 +674,7 @@ export class NeighborResolver implements NeighborSlowPath {
   }
 
   private onConnectedSubnet(port: number, address: number): boolean {
-    for (const a of this.ports.addresses[port]) {
-      const mask = a.length === 0 ? 0 : (~0 << (32 - a.length)) >>> 0;
-      if (((a.address ^ address) & mask) >>> 0 === 0) return true;
-    }
-    return false;
+    return this.ports.onConnectedSubnet(port, address);
   }
 
   private sameMac(entry: number, frame: Uint8Array, at: number): boolean {

@@ -10,10 +10,11 @@
 //
 // How a change reaches the data plane:
 //   load()    builds a whole new LpmTable beside the live one and publishes it
-//             with one assignment to `tables.fib` (start, reload). Interface
-//             routes are compiled from the ports each time, so new port
-//             addresses are one more load() with the same config routes and
-//             runtime changes: one swap, or nothing if a route no longer fits;
+//             with one assignment to `tables.fib` (start, reload);
+//   interfacesChanged()  the kernel changed a port's addresses at run time:
+//             the interface routes' difference is applied in place, in one
+//             synchronous call (an interface route shadows a config or runtime
+//             route for the same prefix until it goes);
 //   plan()    checks route changes (a transaction's one at a time, each
 //             against the ones before it) into a RoutePlan, changing nothing;
 //             it refuses what the neighbour or next-hop table cannot hold;
@@ -311,6 +312,14 @@ export class Rib {
   /** How many routes name each next-hop address: a gateway is unpinned when none does. */
   private gatewayUse = new Map<number, number>();
   private runtime: RuntimeChanges = new Map();
+  /** Keys of the interface routes in `routesByKey` (connected, local, broadcast), as the ports had them last. */
+  private interfaceKeys = new Set<string>();
+  /**
+   * Config or runtime routes for a prefix an interface route took over at run
+   * time (an address added to a port): kept here, out of the FIB, and put back
+   * when the interface route goes again.
+   */
+  private shadowed = new Map<string, RibRoute>();
   /** Pinned neighbour entry per next-hop address. */
   private gateways = new Map<number, { neighbor: number; port: number }>();
   private groups = new Map<string, Group>();
@@ -376,6 +385,8 @@ export class Rib {
     }
     this.tables.fib = fib;
     this.routesByKey = compiled.routes;
+    this.interfaceKeys = new Set([...compiled.routes].filter(([, r]) => isInterfaceRoute(r)).map(([key]) => key));
+    this.shadowed = new Map();
     this.configByKey = new Map(configRoutes.map((r, i) => [compiled.configKeys[i], r]));
     this.runtime = new Map(runtime);
     this.groupRoutes = new Map();
@@ -487,6 +498,58 @@ export class Rib {
       this.gatewayUse.set(via.address, use);
       if (use === 0) unusedGateways.push(via.address);
     }
+  }
+
+  /**
+   * The ports' addresses changed (the kernel's, at run time): interface routes
+   * (connected subnets, own addresses, subnet broadcasts) are rebuilt from the
+   * ports and the difference applied to the live FIB in one synchronous call.
+   * An interface route wins over a config or runtime route for the same prefix,
+   * as the kernel's connected route would; that route waits out of the FIB and
+   * comes back when the address goes. Call reselect() next: next hops whose
+   * subnet came or went change usability.
+   */
+  interfacesChanged(): { added: Prefix[]; removed: Prefix[] } {
+    const fresh = new Map<string, RibRoute>();
+    for (const route of this.interfaceRoutes()) fresh.set(prefixKey(route.prefix), route);
+    const fib = this.tables.fib;
+    const added: Prefix[] = [];
+    const removed: Prefix[] = [];
+    for (const key of this.interfaceKeys) {
+      if (fresh.has(key)) continue;
+      const old = this.routesByKey.get(key)!;
+      removed.push(old.prefix);
+      const waiting = this.shadowed.get(key);
+      if (waiting) {
+        this.shadowed.delete(key);
+        this.routesByKey.set(key, waiting);
+        fib.insert(waiting.prefix.address, waiting.prefix.length, waiting.nextHop);
+      } else {
+        this.routesByKey.delete(key);
+        fib.delete(old.prefix.address, old.prefix.length);
+      }
+    }
+    for (const [key, route] of fresh) {
+      const existing = this.routesByKey.get(key);
+      if (existing && isInterfaceRoute(existing) && existing.type === route.type && existing.port === route.port) {
+        fresh.set(key, existing);
+        continue;
+      }
+      route.nextHop = this.nextHopFor(route);
+      // A shadowed route keeps its next hop (and the references that hold it) for when it comes back.
+      if (existing && !isInterfaceRoute(existing)) this.shadowed.set(key, existing);
+      if (!existing || !isInterfaceRoute(existing)) added.push(route.prefix);
+      this.routesByKey.set(key, route);
+      fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
+    }
+    this.interfaceKeys = new Set(fresh.keys());
+    if (added.length > 0 || removed.length > 0) this.lastChange = Date.now();
+    return { added, removed };
+  }
+
+  /** Config or runtime routes an interface route covers now (see interfacesChanged). */
+  shadowedRoutes(): RibRoute[] {
+    return [...this.shadowed.values()];
   }
 
   /** Where the health of next hops comes from; call reselect() after it changes. */
@@ -659,10 +722,26 @@ export class Rib {
     }
   }
 
+  /**
+   * Whether a next hop can be reached at all: its port's link is up and it is
+   * still on one of that port's subnets (an address removed at run time takes
+   * its subnet, and the next hops in it, away until it comes back).
+   */
+  private reachable(address: number): boolean {
+    const gateway = this.gateways.get(address);
+    if (!gateway) return false;
+    return this.ports.linkUp[gateway.port] === 1 && this.ports.onConnectedSubnet(gateway.port, address);
+  }
+
   /** Index of the member that should carry the group's routes, or -1. */
   private select(group: Group, force: boolean): number {
     const { members } = group;
-    const availability = this.availability;
+    const health = this.availability;
+    const availability: NextHopAvailability = {
+      usable: (address) => this.reachable(address) && health.usable(address),
+      stable: (address) => this.reachable(address) && health.stable(address),
+      failback: () => health.failback(),
+    };
     const current = group.active;
     if (force) {
       // The operator (or a new group) asks for the most preferred next hop that works, hold-down or not.
@@ -747,6 +826,10 @@ export class Rib {
 /** Where a config route is written: "line 66" of the config, or "FILE:12" of a route file. */
 function originOf(config: RouteConfig): string {
   return config.sourceFile === undefined ? `line ${config.sourceLine}` : `${config.sourceFile}:${config.sourceLine}`;
+}
+
+function isInterfaceRoute(route: RibRoute): boolean {
+  return route.source === 'connected' || route.source === 'local' || route.source === 'broadcast';
 }
 
 export function describe(route: RibRoute): string {

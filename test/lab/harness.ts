@@ -265,6 +265,8 @@ export interface StartViprOptions {
   node?: LabNodeName;
   /** How long to wait for the `ready:` line (default 15 s). */
   readyTimeoutMs?: number;
+  /** Shell commands run in the daemon's namespace right before it (`sh -c 'BEFORE && exec vipr ...'`, no pause between). */
+  before?: string;
 }
 
 /** The last `count` log lines, for error messages. */
@@ -290,7 +292,9 @@ export function labSocketPath(lab: Lab): string {
 
 export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab), opts: StartViprOptions = {}): Promise<ViprProcess> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
-  const child = spawnIn(lab, opts.node ?? 'router', [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath], {
+  const command = [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath];
+  const quoted = command.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(' ');
+  const child = spawnIn(lab, opts.node ?? 'router', opts.before ? ['sh', '-c', `${opts.before} && exec ${quoted}`] : command, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -103,7 +103,7 @@ async function snapshot(r: Rig): Promise<{ rows: string[]; state: string | undef
 
 async function expectStateMatchesRib(r: Rig): Promise<void> {
   const stored = await new StateStore(r.stateFile).load(); // throws on a damaged file
-  expect(describeRuntime(stored)).toEqual(describeRuntime(r.router.rib.plan([])));
+  expect(describeRuntime(stored)).toEqual(describeRuntime(r.router.rib.runtimeChanges()));
 }
 
 /** `events` and `trace` turn a connection into a stream or keep it waiting: not for this test. */

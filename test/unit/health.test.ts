@@ -357,6 +357,7 @@ describe('EventBus', () => {
     expect(env).toEqual({
       VIPR_EVENT: 'server',
       VIPR_SERVER: 'web1',
+      VIPR_PORT: '',
       VIPR_OLD_STATE: 'up',
       VIPR_NEW_STATE: 'down',
       VIPR_REASON: EVENT.reason,

@@ -301,8 +301,8 @@ describe('status', () => {
     expect(status.servers[0].routes).toEqual(['192.168.1.32/27']);
 
     expect(first.lines[0]).toMatch(/^uptime \d+s {2}routes \d+ {2}neighbors 5 {2}last route change .* {2}rates over 1\.\ds$/);
-    expect(first.lines).toContainEqual(expect.stringMatching(/^PORT\s+RX PKT\/S\s+RX BIT\/S\s+TX PKT\/S/));
-    expect(first.lines).toContainEqual(expect.stringMatching(/^up0\s+\d/));
+    expect(first.lines).toContainEqual(expect.stringMatching(/^PORT\s+STATE\s+RX PKT\/S\s+RX BIT\/S\s+TX PKT\/S/));
+    expect(first.lines).toContainEqual(expect.stringMatching(/^up0\s+up\s+\d/));
     expect(first.lines).toContainEqual(expect.stringMatching(/^192\.168\.1\.32\/27\s+192\.168\.1\.2\s+\d+(\.\d+)?\s+lan0\s+via 192\.168\.1\.2$/));
     expect(first.lines).toContainEqual(expect.stringMatching(/^web1\s+192\.168\.1\.2\s+up\s+/));
 

@@ -94,6 +94,7 @@ describe('observing vipr: metrics, status and top', () => {
       rxPackets: 'received_packets', rxBytes: 'received_bytes', txPackets: 'sent_packets', txBytes: 'sent_bytes', forwardedPackets: 'forwarded_packets',
     };
     for (const name of ['up0', 'lan0']) {
+      expect(value(samples, 'vipr_port_up', { port: name }), `vipr_port_up ${name}`).toBe(1);
       for (const counter of PORT_COUNTER_NAMES) {
         const metric = `vipr_port_${portMetric[counter]}_total`;
         between(`${metric} ${name}`, value(samples, metric, { port: name }), before.ports[name][counter], after.ports[name][counter]);
@@ -179,9 +180,9 @@ describe('observing vipr: metrics, status and top', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^uptime \S+ {2}routes \d+ {2}neighbors \d+ {2}last route change .* {2}rates over \d\.\ds$/);
-    expect(lines).toContainEqual(expect.stringMatching(/^PORT\s+RX PKT\/S\s+RX BIT\/S\s+TX PKT\/S\s+TX BIT\/S\s+FWD PKT\/S/));
-    expect(lines).toContainEqual(expect.stringMatching(/^up0\s+\d/));
-    expect(lines).toContainEqual(expect.stringMatching(/^lan0\s+\d/));
+    expect(lines).toContainEqual(expect.stringMatching(/^PORT\s+STATE\s+RX PKT\/S\s+RX BIT\/S\s+TX PKT\/S\s+TX BIT\/S\s+FWD PKT\/S/));
+    expect(lines).toContainEqual(expect.stringMatching(/^up0\s+up\s+\d/));
+    expect(lines).toContainEqual(expect.stringMatching(/^lan0\s+up\s+\d/));
     expect(lines).toContainEqual(expect.stringMatching(/^192\.168\.1\.32\/27\s+web1\s+\S+\s+lan0\s+via web1 \(192\.168\.1\.2\), web2 \(192\.168\.1\.3\)$/));
     expect(lines).toContainEqual(expect.stringMatching(/^192\.168\.1\.0\/24\s+-\s+-\s+-\s+unreachable$/));
     for (const server of ['web1', 'web2', 'web3', 'web4']) {
@@ -223,7 +224,7 @@ describe('observing vipr: metrics, status and top', () => {
     expect(output).toContain('\x1b[?1049h'); // the alternate screen...
     expect(output).toContain('\x1b[H\x1b[2J'); // ...cleared...
     expect(output).toMatch(/vipr top {2}\/run\/vipr-lab\/.*\(q or Ctrl-C quits\)/);
-    expect(output).toMatch(/^up0\s+\d/m);
+    expect(output).toMatch(/^up0\s+up\s+\d/m);
     expect(output).toMatch(/^192\.168\.1\.32\/27\s+web1\s+/m);
     expect(output.lastIndexOf('\x1b[?25h\x1b[?1049l')).toBeGreaterThan(output.lastIndexOf('web4')); // ...and left at the end
   });

@@ -1128,6 +1128,67 @@ static napi_value vipr_set_thread_affinity(napi_env env, napi_callback_info info
   return NULL;
 }
 
+// ---- process ----------------------------------------------------------------
+
+// Copies a JS array of strings into a NULL-terminated argv-style array (malloc'd; freed only on failure:
+// on success the caller execs and the process image is gone).
+static char **string_array(napi_env env, napi_value array, const char *what) {
+  bool is_array = false;
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array) {
+    throw_type(env, what);
+    return NULL;
+  }
+  uint32_t length = 0;
+  napi_get_array_length(env, array, &length);
+  char **out = calloc(length + 1, sizeof *out);
+  if (!out) return NULL;
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value element;
+    size_t size = 0;
+    napi_get_element(env, array, i, &element);
+    if (napi_get_value_string_utf8(env, element, NULL, 0, &size) != napi_ok) {
+      for (uint32_t k = 0; k < i; k++) free(out[k]);
+      free(out);
+      throw_type(env, what);
+      return NULL;
+    }
+    out[i] = malloc(size + 1);
+    napi_get_value_string_utf8(env, element, out[i], size + 1, &size);
+  }
+  return out;
+}
+
+// exec(path, argv: string[], env: string[]): replaces the process image (same PID), as execve(2).
+// Returns only on failure, by throwing. Used once, at start, to re-run vipr with fewer privileges
+// (src/daemon/privileges.ts): Node 20 has no execve of its own.
+static napi_value vipr_exec(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "exec(path, argv, env): three arguments");
+  char path[4096];
+  size_t size = 0;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &size) != napi_ok) return throw_type(env, "exec(path, argv, env): path must be a string");
+  char **args = string_array(env, argv[1], "exec(path, argv, env): argv must be an array of strings");
+  if (!args) return NULL;
+  char **environment = string_array(env, argv[2], "exec(path, argv, env): env must be an array of strings");
+  if (!environment) return NULL;
+  // The standard descriptors go to the new image as they are (Node may have marked them close-on-exec).
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  execve(path, args, environment);
+  int error = errno;
+  for (char **a = args; *a; a++) free(*a);
+  for (char **e = environment; *e; e++) free(*e);
+  free(args);
+  free(environment);
+  char what[4200];
+  snprintf(what, sizeof what, "execve %s", path);
+  return throw_errno(env, what, NULL, error);
+}
+
 // ---- module -----------------------------------------------------------------
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1143,6 +1204,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, vipr_port_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreadAffinity", NULL, vipr_get_thread_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreadAffinity", NULL, vipr_set_thread_affinity, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"exec", NULL, vipr_exec, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value count;
   napi_create_uint32(env, C_COUNT, &count);

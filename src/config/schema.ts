@@ -275,6 +275,8 @@ export const configSchema = strictMapping({
   kernelForwarding: oneOf(KERNEL_FORWARDING_POLICIES).default('refuse'),
   offloads: oneOf(OFFLOAD_POLICIES).default('disable'),
   kernelTransit: oneOf(KERNEL_TRANSIT_POLICIES).default('drop'),
+  // Started as root, vipr runs as this user (with only CAP_NET_RAW and CAP_NET_ADMIN); unset: stays root, with only those two.
+  user: userOrGroup.optional(),
   io: oneOf(IO_BACKENDS).default('ring'),
   ring: strictMapping({
     rxRing: oneOf(['v2', 'v3'] as const).default('v2'),

@@ -141,6 +141,8 @@ export interface Config {
   kernelForwarding: KernelForwardingPolicy;
   offloads: OffloadPolicy;
   kernelTransit: KernelTransitPolicy;
+  /** Started as root: the user vipr runs as, by name or uid (unset: root, with its capabilities cut to two). */
+  user?: string | number;
   io: IoBackend;
   ring: RingConfig;
   interfaces: InterfaceConfig[];

@@ -124,6 +124,8 @@ export interface ViprNative {
   getThreadAffinity(): number[];
   /** Pins the calling thread (only it: sched_setaffinity(0, ...)) to these CPUs. */
   setThreadAffinity(cpus: number[]): void;
+  /** execve(2): replaces the process image; returns only by throwing. */
+  exec(path: string, argv: string[], env: string[]): never;
 }
 
 export interface RingInfo {

@@ -33,7 +33,7 @@ import ipaddr from 'ipaddr.js';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { LpmTable } from '../src/fib/lpm.js';
-import { mulberry32 } from './random.js';
+import { mulberry32 } from '../test/fixtures/random.js';
 
 export type Route = [prefix: number, length: number, nextHop: number];
 

@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RouteConfig } from '../src/config/types.js';
 import { LpmTable } from '../src/fib/lpm.js';
-import { articleRouter } from './article-router.js';
+import { articleRouter } from '../test/fixtures/article-router.js';
 import { bgpLikeRoutes, FULL_TABLE_ROUTES } from './lpm.bench.js';
 
 const TARGET_MB = 200;

@@ -11,7 +11,7 @@ import Benchmark from 'benchmark';
 import { pathToFileURL } from 'node:url';
 import { SLOT_SIZE } from '../src/dataplane/batch.js';
 import { ipv4Frame, udpPayload } from '../src/packet/builder.js';
-import { articleRouter, MAC, UP0 } from './article-router.js';
+import { articleRouter, MAC, UP0 } from '../test/fixtures/article-router.js';
 
 const BATCH = 256;
 

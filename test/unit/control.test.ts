@@ -26,7 +26,7 @@ import { Failover } from '../../src/health/failover.js';
 import { HealthMonitor } from '../../src/health/monitor.js';
 import { ipv4Frame } from '../../src/packet/builder.js';
 import { formatAddress, formatPrefix, parseAddress } from '../../src/util/ipv4.js';
-import { ARTICLE_ROUTES, articleRouter, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { ARTICLE_ROUTES, articleRouter, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 
 const server = (name: string, address: string) => ({ name, address: parseAddress(address), checks: [] }) as ServerConfig;
 const SERVERS: ServerConfig[] = [server('web1', '192.168.1.2'), server('web2', '192.168.1.3'), server('web3', '192.168.1.4'), server('web4', '192.168.1.5')];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { parseRequest } from '../../src/control/grammar.js';
 import { ControlError } from '../../src/control/protocol.js';

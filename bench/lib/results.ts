@@ -12,11 +12,12 @@
 // generator, so its figure is a lower bound ("≥") and a ratio against it says
 // nothing.
 
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { REPO_ROOT, run } from '../../lab/lib/process.js';
+import { REPO_ROOT } from '../../lab/lib/process.js';
 import { round } from './program.js';
 
 export const RESULTS_DIR = join(REPO_ROOT, 'bench/results');
@@ -99,10 +100,21 @@ export interface Commit {
   distSrcSha256: string;
 }
 
-/** Which vipr was measured: the commit, what was changed on top of it, a hash of the build. */
-export async function commitInfo(): Promise<Commit> {
-  const commit = (await run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], 5000)).stdout.trim();
-  const status = await run('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'native-bindings/src', 'lab', 'bench', 'test/fixtures'], 10_000);
+/**
+ * Which vipr was measured: the commit, what was changed on top of it, a hash
+ * of the build. Synchronous: an in-memory bench blocks the event loop for
+ * minutes, and an asynchronous git would time out behind it.
+ */
+export function commitInfo(): Commit {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return '';
+    }
+  };
+  const commit = git(['rev-parse', '--short', 'HEAD']).trim();
+  const status = git(['status', '--porcelain', '--', 'src', 'native-bindings/src', 'lab', 'bench', 'test/fixtures']);
   const hash = createHash('sha256');
   const walk = (dir: string) => {
     if (!existsSync(dir)) return;
@@ -113,7 +125,7 @@ export async function commitInfo(): Promise<Commit> {
     }
   };
   walk(join(REPO_ROOT, 'dist/src'));
-  return { commit, uncommitted: status.stdout.split('\n').map((l) => l.trim()).filter(Boolean), distSrcSha256: hash.digest('hex').slice(0, 16) };
+  return { commit, uncommitted: status.split('\n').map((l) => l.trim()).filter(Boolean), distSrcSha256: hash.digest('hex').slice(0, 16) };
 }
 
 export function machine() {
@@ -166,8 +178,8 @@ export class BenchRun {
   async write(figures: Figure[], raw: Record<string, unknown>, out?: string): Promise<string> {
     const file = resolve(out ?? join(RESULTS_DIR, `${this.bench}-${this.startedAt.toISOString().slice(0, 19).replace(/:/g, '')}.json`));
     mkdirSync(dirname(file), { recursive: true });
-    const commitAtEnd = await commitInfo();
-    const atStart = await this.commitAtStart;
+    const commitAtEnd = commitInfo();
+    const atStart = this.commitAtStart;
     const doc = {
       schema: RESULT_SCHEMA,
       bench: this.bench,

@@ -1,5 +1,5 @@
 // `vipr ctl trace` without namespaces: the article's router in memory
-// (bench/article-router.ts), frames pushed through with a trace running, and
+// (test/fixtures/article-router.ts), frames pushed through with a trace running, and
 // the pcapng file it wrote read back (test/pcapng.ts, and tcpdump -r where it
 // is installed). Table-driven: each frame with the verdict its comment must say.
 

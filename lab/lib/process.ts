@@ -250,10 +250,14 @@ export function compileC(name: string, path: string): Promise<string> {
 
 /** Temp dirs in use: each is removed when its user is done with it, or when the process exits if it never is. */
 const tempDirs = new Set<string>();
+let tempDirsHook = false;
 
 /** A new directory under the temp dir (`stem` then random characters), removed on exit at the latest. */
 export function makeTempDir(stem: string): string {
-  if (tempDirs.size === 0) process.once('exit', removeAllTempDirs);
+  if (!tempDirsHook) {
+    tempDirsHook = true;
+    process.once('exit', removeAllTempDirs);
+  }
   const dir = mkdtempSync(join(tmpdir(), stem));
   tempDirs.add(dir);
   return dir;

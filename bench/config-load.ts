@@ -16,7 +16,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONFIG_FILE_LIMIT, loadConfig, parseConfig } from '../src/config/load.js';
-import { numberArg, runIfMain } from './lab/common.js';
+import { numberArg, runIfMain } from './lib/program.js';
 
 const prefixOf = (i: number) => `${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`;
 

@@ -8,7 +8,7 @@
 //
 // The daemon's side is the real ControlServer and ControlService on a socket
 // in a temp dir, in this process, around the article's router in memory
-// (bench/article-router.ts) with its state file beside the socket: a route
+// (test/fixtures/article-router.ts) with its state file beside the socket: a route
 // replace is validated, saved (fsync, rename) and applied as in the daemon.
 // Commands are timed with hyperfine when it is installed (`apt-get install
 // hyperfine`), otherwise with a loop of our own that spawns each run and
@@ -23,8 +23,9 @@ import { pino } from 'pino';
 import { ControlServer } from '../src/control/server.js';
 import { ControlService } from '../src/control/service.js';
 import { StateStore } from '../src/control/state-store.js';
-import { articleControlContext, articleRouter } from './article-router.js';
-import { numberArg, runIfMain, VIPR_CLI } from './lab/common.js';
+import { articleControlContext, articleRouter } from '../test/fixtures/article-router.js';
+import { numberArg, runIfMain } from './lib/program.js';
+import { VIPR_CLI } from '../lab/lib/lab.js';
 
 /** The goal for `vipr ctl route replace`, wall clock, on an idle box. */
 const GOAL_MS = 120;

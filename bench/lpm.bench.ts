@@ -18,8 +18,10 @@
 // lookups) and lookups/s is that count over the elapsed time, not a
 // benchmark.js figure. Every baseline answer is checked against vipr's.
 //
-// Run alone: npx tsc -p tsconfig.json && node dist/bench/lpm.bench.js
-// (add --expose-gc for steadier memory figures).
+// Run alone: npx tsc -p tsconfig.json && node --expose-gc dist/bench/lpm.bench.js [--out FILE]
+// (--expose-gc for steadier memory figures). Writes
+// bench/results/lpm-TIMESTAMP.json (bench/lib/results.ts): every figure below,
+// and the headline ones beside ipaddr.js measured in the same run.
 //
 // Lookups go through lookupBatch over preallocated 64K-address arrays, the
 // way the data plane calls it, so the per-call cost is amortised and each
@@ -31,9 +33,10 @@
 import Benchmark from 'benchmark';
 import ipaddr from 'ipaddr.js';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { LpmTable } from '../src/fib/lpm.js';
-import { mulberry32 } from './random.js';
+import { mulberry32 } from '../test/fixtures/random.js';
+import { isMain, round } from './lib/program.js';
+import { BenchRun, figure, type Figure } from './lib/results.js';
 
 export type Route = [prefix: number, length: number, nextHop: number];
 
@@ -138,7 +141,7 @@ function timeRouteChange(table: LpmTable, length: number, random: () => number, 
     times[done++] = (performance.now() - start) * 1000;
   }
   times.sort();
-  return { median: times[repeats >> 1], p99: times[Math.floor(repeats * 0.99)], worst: times[repeats - 1] };
+  return { median: round(times[repeats >> 1], 2), p99: round(times[Math.floor(repeats * 0.99)], 2), worst: round(times[repeats - 1], 2), repeats };
 }
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -268,7 +271,22 @@ function formatRatio(ratio: number): string {
   return `${Number(ratio.toPrecision(3)).toLocaleString('en')}x`;
 }
 
-export async function run(): Promise<void> {
+/** Everything the LPM bench measured: the raw data of its results file. */
+interface LpmRaw {
+  build1M: { ms: number; routes: number; typedArrayBytes: number; tbl8Groups: number; rssGrowthBytes: number; gcExposed: boolean };
+  routeChangeMicroseconds: Record<string, { median: number; p99: number; worst: number; repeats: number }>;
+  baselines: Record<string, { brute: Baseline; ipaddr: Baseline }>;
+  ipaddrBuild1M: { ms: number; heapBytes: number };
+  vipr: Array<{ name: string; lookupsPerSecond: number; rmePercent: number }>;
+}
+
+/**
+ * Runs the LPM benchmarks and writes their results file (`out`, or
+ * bench/results/lpm-TIMESTAMP.json); returns its path.
+ */
+export async function run(resultsFile?: string): Promise<string> {
+  const bench = new BenchRun('lpm');
+  const raw: LpmRaw = { build1M: undefined!, routeChangeMicroseconds: {}, baselines: {}, ipaddrBuild1M: undefined!, vipr: [] };
   const random = mulberry32(0x5eed);
   const gc = (globalThis as { gc?: () => void }).gc;
   const ipaddrName = `ipaddr.js ${IPADDR_VERSION}`;
@@ -297,9 +315,12 @@ export async function run(): Promise<void> {
   console.log(`lpm: build of ${full.size.toLocaleString('en')}-prefix BGP-like table: ${buildMs.toFixed(0)} ms`);
   console.log(`lpm: 1M table typed arrays (memoryBytes): ${mib(full.memoryBytes())} (tbl8 ${full.tbl8.length / 256} groups)`);
   console.log(`lpm: 1M table RSS growth during build: ${mib(rssDelta)}${gc ? '' : ' (run with --expose-gc for a steadier figure)'}`);
+  raw.build1M = { ms: round(buildMs), routes: full.size, typedArrayBytes: full.memoryBytes(), tbl8Groups: full.tbl8.length / 256, rssGrowthBytes: rssDelta, gcExposed: gc !== undefined };
 
   for (const length of [24, 16, 8]) {
-    const { median, p99, worst } = timeRouteChange(full, length, random, length === 8 ? 200 : 2000);
+    const change = timeRouteChange(full, length, random, length === 8 ? 200 : 2000);
+    raw.routeChangeMicroseconds[`/${length}`] = change;
+    const { median, p99, worst } = change;
     console.log(
       `lpm: route change on 1M table, insert+delete of a /${length}: ` +
         `${median.toFixed(1)} µs median, ${p99.toFixed(1)} µs p99, ${worst.toFixed(1)} µs worst`,
@@ -363,6 +384,7 @@ export async function run(): Promise<void> {
   gc?.();
   const ipaddrHeap = process.memoryUsage().heapUsed - heapBefore;
   console.log(`lpm: ${ipaddrName}, build of the 1M table (parseCIDR + sort): ${ipaddrBuildMs.toFixed(0)} ms, ${mib(ipaddrHeap)} of heap`);
+  raw.ipaddrBuild1M = { ms: round(ipaddrBuildMs), heapBytes: ipaddrHeap };
   const ipaddrLookup = (a: number) => fullIpaddr!.lookup(a);
   baselines.uniform.ipaddr = timeSample(ipaddrName, ipaddrLookup, full, uniform, 6000);
   baselines.zipf.ipaddr = timeSample(ipaddrName, ipaddrLookup, full, zipf, 6000);
@@ -397,6 +419,7 @@ export async function run(): Promise<void> {
         const lookupsPerSecond = (target.hz ?? 0) * BATCH;
         const rme = target.stats?.rme ?? 0;
         const baseline = baselineOf.get(String(target.name))!;
+        raw.vipr.push({ name: String(target.name), lookupsPerSecond: Math.round(lookupsPerSecond), rmePercent: round(rme, 1) });
         console.log(
           `lpm: ${target.name}: ${(lookupsPerSecond / 1e6).toFixed(1)} M lookups/s (±${rme.toFixed(1)}%); ` +
             `vipr/brute-force scan ${formatRatio(lookupsPerSecond / baseline.brute.lookupsPerSecond)}, ` +
@@ -408,8 +431,60 @@ export async function run(): Promise<void> {
   });
   // Keeps the results observable so no lookup loop can be optimised away.
   if (checksum < 0) console.log(checksum);
+  raw.baselines = baselines;
+
+  const file = await bench.write(lpmFigures(raw, ipaddrName), { ...raw, method: 'benchmark.js per case over 16 preallocated 64K-address traces (lookupBatch); baselines timed on the same traces, every answer checked against vipr' }, resultsFile);
+  console.log(`lpm: results: ${file}`);
+  return file;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await run();
+/** The headline figures: vipr's lookups/s beside ipaddr.js as a user would use it (same run), the 1M table's build time and worst route change. */
+function lpmFigures(raw: LpmRaw, ipaddrName: string): Figure[] {
+  const figures: Figure[] = [];
+  const lookups = (id: string, measure: string, viprCase: string, baseline: 'article' | 'uniform' | 'zipf', target?: string) => {
+    const v = raw.vipr.find((x) => x.name.startsWith(viprCase));
+    if (!v) return;
+    const b = raw.baselines[baseline].ipaddr;
+    figures.push(figure({
+      id,
+      measure,
+      unit: 'lookups/s',
+      better: 'higher',
+      vipr: { label: `vipr LpmTable.lookupBatch (±${v.rmePercent}%)`, value: v.lookupsPerSecond, bound: 'exact' },
+      anchor: {
+        label: `${ipaddrName}: parseCIDR, sorted longest first, first addr.match() wins`,
+        value: Math.round(b.lookupsPerSecond * 10) / 10,
+        bound: 'exact',
+        atLimit: true,
+        why: `what a user would otherwise write, run flat out on the same traces (${b.how})`,
+      },
+      target,
+    }));
+  };
+  lookups('lpm.lookups.article', "LPM lookups, the article's 6 routes, random in 192.168.1.0/24", 'article table', 'article', '≥ 200 M/s');
+  lookups('lpm.lookups.1m-uniform', 'LPM lookups, 1M-prefix BGP-like table, uniform random destinations', '1M table, uniform random destinations', 'uniform', '≥ 40 M/s');
+  lookups('lpm.lookups.1m-zipf', `LPM lookups, 1M-prefix table, Zipf (s = ${ZIPF_EXPONENT}) destinations`, '1M table, Zipf', 'zipf');
+  figures.push(figure({
+    id: 'lpm.build.1m',
+    measure: 'build of the 1M-prefix LPM table',
+    unit: 'ms',
+    better: 'lower',
+    vipr: { label: `LpmTable.build, ${raw.build1M.routes.toLocaleString('en')} routes`, value: raw.build1M.ms, bound: 'exact' },
+    target: '≤ 2000 ms',
+  }));
+  const worst = raw.routeChangeMicroseconds['/24'];
+  figures.push(figure({
+    id: 'lpm.route-change.24',
+    measure: `one route change on the 1M table (insert + delete of a /24), worst of ${worst.repeats}`,
+    unit: 'µs',
+    better: 'lower',
+    vipr: { label: `median ${worst.median} µs, p99 ${worst.p99} µs; worst`, value: worst.worst, bound: 'exact' },
+    target: '≤ 1000 µs',
+  }));
+  return figures;
+}
+
+if (isMain(import.meta.url)) {
+  const out = process.argv.indexOf('--out');
+  await run(out > 0 ? process.argv[out + 1] : undefined);
 }

@@ -1,7 +1,8 @@
 // Memory of the daemon with a full-size (1M-prefix) table, against the target
 // of at most 200 MB resident.
 //
-// Run alone: npx tsc -p tsconfig.json && node --expose-gc dist/bench/memory.js
+// Run alone: npx tsc -p tsconfig.json && node --expose-gc dist/bench/memory.js [--out FILE]
+// Writes bench/results/memory-TIMESTAMP.json (bench/lib/results.ts).
 //
 // Each scenario runs in a child process of its own (this file with
 // --scenario=NAME), so resident figures are not inflated by an earlier
@@ -10,7 +11,7 @@
 //   node    the process with vipr's modules loaded and nothing built;
 //   lpm     the LpmTable alone, built from the 1M BGP-like routes of
 //           lpm.bench.ts (the generator's arrays dropped before measuring);
-//   router  the whole Router (bench/article-router.ts: up0 10.0.0.1/24,
+//   router  the whole Router (test/fixtures/article-router.ts: up0 10.0.0.1/24,
 //           lan0 192.168.1.1/27, MemoryPorts) given the same 1M prefixes as
 //           config routes through six next-hop groups over six gateways on
 //           the connected subnets, the way the config loader hands them over
@@ -19,13 +20,17 @@
 //           Rib.commit) and a failover (Rib.reselect after a gateway goes
 //           down) on that table.
 // Figures are after a full GC (--expose-gc). MB = 10^6 bytes, as the target.
+// Each scenario ends with one `@result {...}` line of what it measured, which
+// the parent puts in the results file.
 
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { RouteConfig } from '../src/config/types.js';
 import { LpmTable } from '../src/fib/lpm.js';
 import { routePrefixProblem } from '../src/util/martians.js';
-import { articleRouter } from './article-router.js';
+import { articleRouter } from '../test/fixtures/article-router.js';
+import { isMain, round } from './lib/program.js';
+import { BenchRun, figure, type Figure } from './lib/results.js';
 import { bgpLikeRoutes, FULL_TABLE_ROUTES } from './lpm.bench.js';
 
 const TARGET_MB = 200;
@@ -96,8 +101,14 @@ function configRoutes(): RouteConfig[] {
   return routes;
 }
 
+/** What a scenario measured, for the parent: one `@result` line on stdout. */
+function result(measured: Record<string, number>): void {
+  console.log(`@result ${JSON.stringify(measured)}`);
+}
+
 function scenarioNode(): void {
-  report('node with the vipr modules loaded, nothing built');
+  const m = report('node with the vipr modules loaded, nothing built');
+  result({ rssBytes: m.rss, heapUsedBytes: m.heapUsed });
 }
 
 function scenarioLpm(): void {
@@ -106,10 +117,11 @@ function scenarioLpm(): void {
   const table = LpmTable.build(routes);
   const buildMs = performance.now() - start;
   routes = undefined;
-  report(
+  const m = report(
     `LpmTable only, ${table.size.toLocaleString('en')} routes`,
     `; build ${buildMs.toFixed(0)} ms, typed arrays ${MB(table.memoryBytes())} (lookup tables and the exact-match index)`,
   );
+  result({ routes: table.size, rssBytes: m.rss, typedArrayBytes: table.memoryBytes(), buildMs: round(buildMs) });
   if (table.lookup(0) < 0) console.log('unreachable'); // keeps the table alive
 }
 
@@ -164,27 +176,73 @@ function scenarioRouter(): void {
   );
 
   routes = undefined;
+  result({
+    routes: rib.size, configRssBytes: config.rss, configHeapBytes: config.heapUsed, rssBytes: built.rss, heapUsedBytes: built.heapUsed,
+    ribLoadMs: round(buildMs), planMs: round(planMs), commitMs: round(commitMs), reselectMs: round(reselectMs), peakRssBytes: peakRss(),
+  });
   if (router.tables.fib.lookup(0) < 0) console.log('unreachable'); // keeps the router alive
 }
 
 const scenarios: Record<Scenario, () => void> = { node: scenarioNode, lpm: scenarioLpm, router: scenarioRouter };
 
-export async function run(): Promise<void> {
+/**
+ * Runs every scenario in a child process of its own and writes the results
+ * file (`resultsFile`, or bench/results/memory-TIMESTAMP.json); returns its path.
+ */
+export async function run(resultsFile?: string): Promise<string> {
+  const bench = new BenchRun('memory');
   const file = fileURLToPath(import.meta.url);
+  const measured: Partial<Record<Scenario, Record<string, number>>> = {};
+  const failed: string[] = [];
   for (const scenario of SCENARIOS) {
     const started = performance.now();
-    const child = spawnSync(process.execPath, ['--expose-gc', file, `--scenario=${scenario}`], { stdio: 'inherit' });
+    const child = spawnSync(process.execPath, ['--expose-gc', file, `--scenario=${scenario}`], { stdio: ['inherit', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    for (const line of (child.stdout ?? '').split('\n')) {
+      if (line.startsWith('@result ')) measured[scenario] = JSON.parse(line.slice('@result '.length)) as Record<string, number>;
+      else if (line) console.log(line);
+    }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    if (child.status !== 0) {
+    if (child.status !== 0 || !measured[scenario]) {
+      failed.push(scenario);
       console.log(`memory: scenario ${scenario} failed after ${seconds} s (exit ${child.status}, signal ${child.signal}): see its output above`);
     }
   }
+  const out = await bench.write(memoryFigures(measured), { targetMB: TARGET_MB, scenarios: measured, failed }, resultsFile);
+  console.log(`memory: results: ${out}`);
+  return out;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/** RSS against the 200 MB target: the whole Router with 1M routes, and the LpmTable alone. No anchor: nothing else holds these tables. */
+function memoryFigures(m: Partial<Record<Scenario, Record<string, number>>>): Figure[] {
+  const figures: Figure[] = [];
+  if (m.router) {
+    figures.push(figure({
+      id: 'memory.router-1m',
+      measure: `resident memory of the whole Router (config + RIB + FIB) with ${m.router.routes.toLocaleString('en')} routes`,
+      unit: 'MB',
+      better: 'lower',
+      vipr: { label: `RSS after a full GC; Rib.load ${(m.router.ribLoadMs / 1000).toFixed(1)} s`, value: round(m.router.rssBytes / 1e6, 1), bound: 'exact' },
+      target: `≤ ${TARGET_MB} MB`,
+    }));
+  }
+  if (m.lpm) {
+    figures.push(figure({
+      id: 'memory.lpm-1m',
+      measure: `resident memory of the LpmTable alone with ${m.lpm.routes.toLocaleString('en')} routes`,
+      unit: 'MB',
+      better: 'lower',
+      vipr: { label: `RSS after a full GC (typed arrays ${round(m.lpm.typedArrayBytes / 1e6, 1)} MB)`, value: round(m.lpm.rssBytes / 1e6, 1), bound: 'exact' },
+      target: `≤ ${TARGET_MB} MB`,
+    }));
+  }
+  return figures;
+}
+
+if (isMain(import.meta.url)) {
   const arg = process.argv.find((a) => a.startsWith('--scenario='));
   if (arg === undefined) {
-    await run();
+    const out = process.argv.indexOf('--out');
+    await run(out > 0 ? process.argv[out + 1] : undefined);
   } else {
     const name = arg.slice('--scenario='.length) as Scenario;
     if (!SCENARIOS.includes(name)) throw new Error(`memory: unknown scenario ${name}; one of ${SCENARIOS.join(', ')}`);

@@ -5,13 +5,15 @@
 // into its slot (standing in for the one copy the receive path makes), since
 // forwarding rewrites frames in place.
 //
-// Run alone: npx tsc -p tsconfig.json && node dist/bench/pipeline.bench.js
+// Run alone: npx tsc -p tsconfig.json && node dist/bench/pipeline.bench.js [--out FILE]
+// Writes bench/results/pipeline-TIMESTAMP.json (bench/lib/results.ts).
 
 import Benchmark from 'benchmark';
-import { pathToFileURL } from 'node:url';
 import { SLOT_SIZE } from '../src/dataplane/batch.js';
 import { ipv4Frame, udpPayload } from '../src/packet/builder.js';
-import { articleRouter, MAC, UP0 } from './article-router.js';
+import { articleRouter, MAC, UP0 } from '../test/fixtures/article-router.js';
+import { isMain, round } from './lib/program.js';
+import { BenchRun, figure } from './lib/results.js';
 
 const BATCH = 256;
 
@@ -46,7 +48,7 @@ function setup(dsts: string[]) {
   return { r, round };
 }
 
-export function run(log: (line: string) => void = console.log): Promise<PipelineResult[]> {
+function measure(log: (line: string) => void): Promise<PipelineResult[]> {
   const cases: [string, string[]][] = [
     ['one VIP (192.168.1.33)', ['192.168.1.33']],
     ['four VIPs (four next hops)', ['192.168.1.33', '192.168.1.65', '192.168.1.97', '192.168.1.129']],
@@ -75,6 +77,30 @@ export function run(log: (line: string) => void = console.log): Promise<Pipeline
   });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await run();
+/**
+ * Runs the pipeline benchmark and writes its results file (`resultsFile`, or
+ * bench/results/pipeline-TIMESTAMP.json); returns its path. No anchor: nothing
+ * else runs these stages; the target is 15 M frames/s per core.
+ */
+export async function run(resultsFile?: string): Promise<string> {
+  const bench = new BenchRun('pipeline');
+  const results = await measure(console.log);
+  const figures = results.map((r, i) =>
+    figure({
+      id: i === 0 ? 'pipeline.one-vip' : 'pipeline.four-vips',
+      measure: `whole pipeline in memory, 64-byte frames, batch ${BATCH}: ${r.name}`,
+      unit: 'frames/s',
+      better: 'higher',
+      vipr: { label: `one core (±${round(r.rme, 1)}%)`, value: Math.round(r.framesPerSecond), bound: 'exact' },
+      target: '≥ 15 M frames/s per core',
+    }),
+  );
+  const file = await bench.write(figures, { batch: BATCH, results }, resultsFile);
+  console.log(`pipeline: results: ${file}`);
+  return file;
+}
+
+if (isMain(import.meta.url)) {
+  const out = process.argv.indexOf('--out');
+  await run(out > 0 ? process.argv[out + 1] : undefined);
 }

@@ -6,7 +6,7 @@
 //
 // Run: npx tsc -p tsconfig.json && node dist/bench/transactions.js [--changes 10000]
 //
-// Scenarios, each on a fresh article router (bench/article-router.ts) with a
+// Scenarios, each on a fresh article router (test/fixtures/article-router.ts) with a
 // real ControlService and StateStore in a temp directory, logging to /dev/null:
 //   add      N `route add 100.x.y.z/32 via webK` in one transaction;
 //   del      the same N routes deleted in one transaction;
@@ -26,8 +26,8 @@ import { EventBus } from '../src/health/events.js';
 import { Failover } from '../src/health/failover.js';
 import { HealthMonitor } from '../src/health/monitor.js';
 import { parseAddress } from '../src/util/ipv4.js';
-import { articleRouter } from './article-router.js';
-import { numberArg, runIfMain } from './lab/common.js';
+import { articleRouter } from '../test/fixtures/article-router.js';
+import { numberArg, runIfMain } from './lib/program.js';
 
 const SERVERS: ServerConfig[] = [2, 3, 4, 5].map((n) => ({ name: `web${n - 1}`, address: parseAddress(`192.168.1.${n}`), checks: [] }));
 const HEALTH = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3, holdDownMs: 5000, failback: 'auto' as const, notifyTimeoutMs: 10_000 };

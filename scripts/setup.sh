@@ -117,12 +117,13 @@ fi
 # ---- TypeScript build -------------------------------------------------------
 # Rebuild when dist or its stamp is missing, when any input is newer than the
 # stamp, or when the set of .ts files changed (a file added or removed).
-ts_list=$(find src bench lab -name '*.ts' -type f 2>/dev/null | LC_ALL=C sort)
+# test/fixtures: the benches import the fixtures they share with the tests.
+ts_list=$(find src bench lab test/fixtures -name '*.ts' -type f 2>/dev/null | LC_ALL=C sort)
 list_hash=$(printf '%s\n' "$ts_list" | sha256sum | cut -d' ' -f1)
 need_build=0
 if [ ! -f "$BUILD_STAMP" ] || [ "$(cat "$BUILD_STAMP" 2>/dev/null)" != "$list_hash" ]; then
   need_build=1
-elif [ -n "$(find src bench lab -name '*.ts' -type f -newer "$BUILD_STAMP" -print -quit 2>/dev/null)" ]; then
+elif [ -n "$(find src bench lab test/fixtures -name '*.ts' -type f -newer "$BUILD_STAMP" -print -quit 2>/dev/null)" ]; then
   need_build=1
 else
   for f in tsconfig.json package.json package-lock.json; do

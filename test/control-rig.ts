@@ -19,7 +19,7 @@ import type { Router } from '../src/daemon/router.js';
 import { NH_BLACKHOLE, NH_UNREACHABLE } from '../src/fib/nexthop.js';
 import { ipv4Frame } from '../src/packet/builder.js';
 import { formatAddress, formatPrefix, parseAddress } from '../src/util/ipv4.js';
-import { ARTICLE_ROUTES, ARTICLE_SERVERS, articleControlContext, articleRouter, MAC, UP0, type ArticleRouter } from '../bench/article-router.js';
+import { ARTICLE_ROUTES, ARTICLE_SERVERS, articleControlContext, articleRouter, MAC, UP0, type ArticleRouter } from './fixtures/article-router.js';
 
 export const SERVERS = ARTICLE_SERVERS;
 export const ADDRESS_OF: Record<string, string> = { web1: '192.168.1.2', web2: '192.168.1.3', web3: '192.168.1.4', web4: '192.168.1.5' };

@@ -1,15 +1,15 @@
 // Helpers for test/lab/failover.test.ts: the operator's view of a failover
 // (`vipr ctl events` as text, `server show`, `route show`, curl, ping), a copy
 // of the lab's config with a notify command, and the adapter that lets the
-// failover measurement of bench/failover.ts run in a harness lab.
+// failover measurement (lab/lib/failover-trial.ts) run in a harness lab.
 import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { TrialLab } from '../../bench/failover.js';
+import type { TrialLab } from '../../lab/lib/lab.js';
 import { curlFromClient, labConfigPath, labSocketPath, spawnIn, viprCtl, waitFor, REPO_ROOT, type Lab } from './harness.js';
 
-/** The harness lab as bench/failover.ts (and bench/reroute.ts) want it. */
+/** The harness lab as the shared measurements (lab/lib/failover-trial.ts, reroute-trial.ts) want it. */
 export function trialLab(lab: Lab): TrialLab {
   return { prefix: lab.prefix, spawn: (node, cmd, opts) => spawnIn(lab, node, cmd, opts), exec: (node, cmd, opts) => lab.exec(node, cmd, opts) };
 }

@@ -8,7 +8,7 @@
 // after the failback, `vipr ctl server show` says down and why, `vipr ctl
 // events` printed each step. Bounds are loose (failover within 3 s): the
 // measurements themselves are bench/failover.ts's (20 trials of each kind),
-// and so is the trial (measureFailover). A trial that a false health-check
+// and the trial (measureFailover) is lab/lib/failover-trial.ts. A trial that a false health-check
 // failure of web1 or web2 disturbed is run again (MAX_ATTEMPTS).
 //
 // Then: drain and undrain through `vipr ctl` move routes at once; both next
@@ -24,8 +24,8 @@
 // Needs the daemon built: npx tsc -p tsconfig.json
 import { readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureFirewall, measureFailover, placeVipr, type FailoverTrial, type FailureKind } from '../../bench/failover.js';
-import { waitViprNeighbors } from '../../bench/reroute.js';
+import { ensureFirewall, measureFailover, placeVipr, type FailoverTrial, type FailureKind } from '../../lab/lib/failover-trial.js';
+import { waitViprNeighbors } from '../../lab/lib/lab.js';
 import {
   activeNextHop, answeredBy, followTextEvents, notifyConfig, parseNotifyFile, pingFromClient, realtimeWebServers, servers, signalWebServer, trialLab,
   type TextEvents,
@@ -40,7 +40,7 @@ const RATE = 20_000;
  * A trial is run again (up to this many times) when a health check of web1 or
  * web2 failed with nothing wrong: on a busy machine a web server may answer
  * later than the 50 ms timeout, and then vipr moved the route for that reason,
- * not for ours (bench/failover.ts: FailoverTrial.disturbances).
+ * not for ours (lab/lib/failover-trial.ts: FailoverTrial.disturbances).
  */
 const MAX_ATTEMPTS = 3;
 /**

@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { onLines, readyLine } from '../../bench/lab/common.js';
+import { onLines, readyLine } from '../../lab/lib/process.js';
 
 export type LabNodeName = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
 

@@ -4,7 +4,7 @@
 // sent must arrive exactly once, at web1 or web2, in order within each server's
 // share, and both servers must get a share.
 //
-// The measurement is bench/reroute.ts's (node dist/bench/reroute.js runs it with
+// The measurement is lab/lib/reroute-trial.ts (node dist/bench/reroute.js runs it with
 // 1000 reroutes and against the kernel): lab/udp-stream.c (built with cc -O2
 // into the temp dir) in the client namespace on CPU 0 at SCHED_FIFO, and
 // lab/udp-sink.mjs in web1 and web2.
@@ -27,18 +27,9 @@
 //
 // Needs the daemon built: npx tsc -p tsconfig.json
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  configWithoutHealthChecks,
-  lossLocation,
-  makeRealtime,
-  measureReroutes,
-  pinToCpu,
-  table,
-  waitViprNeighbors,
-  viprIoOf,
-  type TrialLab,
-  type TrialResult,
-} from '../../bench/reroute.js';
+import { configWithoutHealthChecks, viprIoOf, waitViprNeighbors, type TrialLab } from '../../lab/lib/lab.js';
+import { makeRealtime, pinToCpu } from '../../lab/lib/process.js';
+import { lossLocation, measureReroutes, table, type TrialResult } from '../../lab/lib/reroute-trial.js';
 import { labSocketPath, labUp, spawnIn, startVipr, type Lab, type ViprProcess } from './harness.js';
 
 const REROUTES = 100;

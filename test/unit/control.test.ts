@@ -16,7 +16,7 @@ import { ControlServer } from '../../src/control/server.js';
 import { ControlService } from '../../src/control/service.js';
 import { StateStore } from '../../src/control/state-store.js';
 import { formatAddress, formatPrefix, parseAddress } from '../../src/util/ipv4.js';
-import { ARTICLE_ROUTES, articleRouter, MAC } from '../../bench/article-router.js';
+import { ARTICLE_ROUTES, articleRouter, MAC } from '../fixtures/article-router.js';
 import {
   ADDRESS_OF, captureLogger, cleanups, client, controlContext, fibTarget, forwardedTo, readState, rig, routeRows, tempDir, Wire,
 } from '../control-rig.js';

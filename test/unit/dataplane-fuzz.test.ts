@@ -25,7 +25,7 @@ import { SLOT_SIZE } from '../../src/dataplane/batch.js';
 import { arpFrame, ipv4Frame, macBytes, type Ipv4Spec } from '../../src/packet/builder.js';
 import { internetChecksum } from '../../src/packet/checksum.js';
 import { formatAddress } from '../../src/util/ipv4.js';
-import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 
 const ROUTER_ADDRESSES = ['10.0.0.1', '192.168.1.1'];
 const PORT_MAC = [MAC.up0, MAC.lan0];

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Drop, DROP_NAMES, IcmpCounter, Punt } from '../../src/dataplane/counters.js';
 import { arpFrame, icmpEcho, ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
 import { internetChecksum } from '../../src/packet/checksum.js';
-import { articleRouter, LAN0, MAC, UP0 } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0 } from '../fixtures/article-router.js';
 
 const fromClient = (over: Partial<Ipv4Spec> = {}): Ipv4Spec => ({
   dstMac: MAC.up0, srcMac: MAC.client, src: '10.0.0.2', dst: '192.168.1.33', ttl: 64, ...over,

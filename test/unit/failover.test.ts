@@ -14,7 +14,7 @@
 
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { articleRouter, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 import type { CheckConfig, HealthConfig, RouteConfig, ServerConfig } from '../../src/config/types.js';
 import type { CheckContext } from '../../src/health/checks.js';
 import { EventBus, type ViprEvent } from '../../src/health/events.js';

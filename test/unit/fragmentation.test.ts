@@ -9,7 +9,7 @@ import { FragmentCounter, Drop } from '../../src/dataplane/counters.js';
 import { Ipv4Fragments, FragmentPlanError } from '../../src/packet/fragment.js';
 import { arpFrame, ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
 import { internetChecksum } from '../../src/packet/checksum.js';
-import { articleRouter, LAN0, MAC, UP0 } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0 } from '../fixtures/article-router.js';
 
 const fromClient = (over: Partial<Ipv4Spec> = {}): Ipv4Spec => ({
   dstMac: MAC.up0, srcMac: MAC.client, src: '10.0.0.2', dst: '192.168.1.33', ttl: 64, protocol: 17, ...over,

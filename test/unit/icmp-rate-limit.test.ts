@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { IcmpCounter } from '../../src/dataplane/counters.js';
 import { DestinationRateLimiter } from '../../src/dataplane/destination-rate-limit.js';
 import { ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
-import { articleRouter, MAC, UP0 } from '../../bench/article-router.js';
+import { articleRouter, MAC, UP0 } from '../fixtures/article-router.js';
 import type { RouterConfig } from '../../src/daemon/router.js';
 
 const fromClient = (over: Partial<Ipv4Spec> = {}): Ipv4Spec => ({

@@ -5,7 +5,7 @@
 // data plane's answer is the proof.
 
 import { describe, expect, it } from 'vitest';
-import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 import { describeLink, linkUp, parseIpAddr } from '../../src/daemon/interfaces.js';
 import { describePort } from '../../src/daemon/system.js';
 import { arpFrame, icmpEcho, ipv4Frame } from '../../src/packet/builder.js';

@@ -27,7 +27,7 @@ import { Failover } from '../../src/health/failover.js';
 import { HealthMonitor } from '../../src/health/monitor.js';
 import { ipv4Frame } from '../../src/packet/builder.js';
 import { parseAddress } from '../../src/util/ipv4.js';
-import { articleRouter, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 import { parseExposition, sampleKey, sampleValue as value } from '../exposition.js';
 
 const server = (name: string, address: string) => ({ name, address: parseAddress(address), checks: [] }) as ServerConfig;

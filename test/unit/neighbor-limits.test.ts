@@ -10,8 +10,8 @@ import { Router, type RouterConfig } from '../../src/daemon/router.js';
 import { MemoryPort } from '../../src/io/memory-port.js';
 import { arpFrame, ipv4Frame } from '../../src/packet/builder.js';
 import { parseAddress, parsePrefix } from '../../src/util/ipv4.js';
-import { articleRouter, LAN0, MAC, UP0 } from '../../bench/article-router.js';
-import { mulberry32 } from '../../bench/random.js';
+import { articleRouter, LAN0, MAC, UP0 } from '../fixtures/article-router.js';
+import { mulberry32 } from '../fixtures/random.js';
 
 const mac = (m: string) => Uint8Array.from(m.split(':').map((h) => parseInt(h, 16)));
 

@@ -21,7 +21,7 @@ import { HealthMonitor } from '../../src/health/monitor.js';
 import { MemoryPort } from '../../src/io/memory-port.js';
 import type { RouteChange } from '../../src/rib/rib.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix } from '../../src/util/ipv4.js';
-import { ARTICLE_ROUTES, routerConfig } from '../../bench/article-router.js';
+import { ARTICLE_ROUTES, routerConfig } from '../fixtures/article-router.js';
 import { countWork } from '../work-meter.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

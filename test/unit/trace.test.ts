@@ -1,5 +1,5 @@
 // `vipr ctl trace` without namespaces: the article's router in memory
-// (bench/article-router.ts), frames pushed through with a trace running, and
+// (test/fixtures/article-router.ts), frames pushed through with a trace running, and
 // the pcapng file it wrote read back (test/pcapng.ts, and tcpdump -r where it
 // is installed). Table-driven: each frame with the verdict its comment must say.
 
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../../bench/article-router.js';
+import { articleRouter, LAN0, MAC, UP0, type ArticleRouter } from '../fixtures/article-router.js';
 import type { ServerConfig } from '../../src/config/types.js';
 import { parseRequest } from '../../src/control/grammar.js';
 import { ControlError } from '../../src/control/protocol.js';

@@ -1,0 +1,54 @@
+// The routers the forwarding bench measures, each in a fresh lab, and where
+// everything sits: the generator on CPU 0, the router on CPU 1.
+
+export const VIP = '192.168.1.33';
+export const UDP_DPORT = 9;
+export const UDP_SPORT = 4000;
+export const UP0_MAC = '02:00:00:00:00:01';
+export const CLIENT_MAC = '02:00:00:00:00:02';
+export const WEB1_MAC = '02:00:00:01:00:02';
+export const CLIENT_IP = '10.0.0.2';
+export const GEN_CPU = 0;
+export const ROUTER_CPU = 1;
+
+/** Frame sizes: the bench's name for them, and the bytes handed to the device (no FCS). */
+export const SIZES = [
+  { name: 64, frame: 60 },
+  { name: 1500, frame: 1514 },
+] as const;
+export type SizeName = (typeof SIZES)[number]['name'];
+export const frameOf = (size: SizeName): number => SIZES.find((s) => s.name === size)!.frame;
+
+export const MODES = ['kernel', 'kernel-rps', 'cfwd', 'ring', 'ring-busy', 'pcap', 'ring-transit', 'ring-nohc', 'ring-nohc-busy', 'cfwd-busy'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** run unless --modes says otherwise */
+export const DEFAULT_MODES: readonly Mode[] = ['kernel', 'kernel-rps', 'cfwd', 'ring', 'ring-busy', 'pcap', 'ring-transit'];
+
+export interface ModeSpec {
+  label: string;
+  /** a letter for the lab's prefix */
+  letter: string;
+  router: 'kernel' | 'cfwd' | 'vipr';
+  /** kernel: RPS on up0 and lan0 to ROUTER_CPU */
+  rps?: boolean;
+  /** cfwd: spin instead of poll() */
+  busyPoll?: boolean;
+  /** vipr: changes to the lab's config */
+  vipr?: { io?: 'pcap'; noChecks?: boolean; busyPoll?: boolean; flipTransit?: boolean };
+  /** the full set (flat out, zero-loss search, latency, profile) for the main ones; the variants measure what they are about */
+  parts: { search: boolean; latency: boolean; profile: boolean };
+}
+
+export const SPECS: Record<Mode, ModeSpec> = {
+  kernel: { label: 'Linux kernel (its work on the generator\'s CPU)', letter: 'k', router: 'kernel', parts: { search: true, latency: true, profile: false } },
+  'kernel-rps': { label: 'Linux kernel, RPS to CPU 1', letter: 's', router: 'kernel', rps: true, parts: { search: true, latency: true, profile: false } },
+  cfwd: { label: 'C forwarder, AF_PACKET (bench/lab/cfwd.c)', letter: 'c', router: 'cfwd', parts: { search: true, latency: true, profile: false } },
+  'cfwd-busy': { label: 'C forwarder, AF_PACKET, busy poll', letter: 'd', router: 'cfwd', busyPoll: true, parts: { search: false, latency: true, profile: false } },
+  ring: { label: 'vipr, io: ring (default config)', letter: 'r', router: 'vipr', vipr: {}, parts: { search: true, latency: true, profile: true } },
+  'ring-busy': { label: 'vipr ring, ring.busyPoll: true', letter: 'y', router: 'vipr', vipr: { busyPoll: true }, parts: { search: false, latency: true, profile: false } },
+  pcap: { label: 'vipr, io: pcap', letter: 'p', router: 'vipr', vipr: { io: 'pcap' }, parts: { search: true, latency: true, profile: true } },
+  'ring-transit': { label: 'vipr ring, kernel transit copy the other way', letter: 't', router: 'vipr', vipr: { flipTransit: true }, parts: { search: false, latency: false, profile: false } },
+  'ring-nohc': { label: 'vipr ring, no health checks', letter: 'n', router: 'vipr', vipr: { noChecks: true }, parts: { search: false, latency: true, profile: false } },
+  'ring-nohc-busy': { label: 'vipr ring, no health checks, busyPoll', letter: 'b', router: 'vipr', vipr: { noChecks: true, busyPoll: true }, parts: { search: false, latency: true, profile: false } },
+};

@@ -265,6 +265,8 @@ export interface StartViprOptions {
   node?: LabNodeName;
   /** How long to wait for the `ready:` line (default 15 s). */
   readyTimeoutMs?: number;
+  /** Start it with this umask (as from a shell with `umask 077`); default: this process's. */
+  umask?: number;
 }
 
 /** The last `count` log lines, for error messages. */
@@ -290,7 +292,10 @@ export function labSocketPath(lab: Lab): string {
 
 export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab), opts: StartViprOptions = {}): Promise<ViprProcess> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
-  const child = spawnIn(lab, opts.node ?? 'router', [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath], {
+  const command = [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath];
+  // sh execs the daemon in place: the child's pid stays the daemon's.
+  const umasked = opts.umask === undefined ? command : ['sh', '-c', `umask ${opts.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', ...command];
+  const child = spawnIn(lab, opts.node ?? 'router', umasked, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

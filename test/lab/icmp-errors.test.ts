@@ -48,8 +48,8 @@ describe('ICMP errors, as the client receives them', () => {
 
   beforeAll(async () => {
     ({ lab, vipr } = await labWithVipr('icmp-errors', icmpErrorConfig));
-    const names = await lab.exec('router', ['ip', '-o', 'link', 'show', 'lan0']);
-    expect(names.stdout).toContain('mtu 1500'); // the link itself is not lowered: vipr enforces the config's MTU
+    const link = await lab.exec('router', ['ip', '-o', 'link', 'show', 'lan0']);
+    expect(link.stdout).toContain('mtu 1500'); // the link itself is not lowered: vipr enforces the config's MTU
   });
 
   afterAll(async () => {

@@ -123,7 +123,7 @@ describe('control socket owner and group, with real users', () => {
     doc.setIn(['control', 'socket'], socket);
     const strict = join(dirname(config), 'control-socket-umask.yaml');
     await writeFile(strict, doc.toString());
-    vipr = await startVipr(lab!, strict, { umask: 0o077 });
+    vipr = await startVipr(lab!, strict, { before: 'umask 077' });
     const stat = await lab!.exec('router', ['stat', '-c', '%U:%G %a %F', socket, dirname(socket)]);
     expect(stat.stdout).toBe(`root:${GROUP} 660 socket\nroot:root 755 directory\n`);
     expect(await ctlAs(MEMBER, ['ping'])).toEqual({ code: 0, stdout: 'pong\n', stderr: '' });

@@ -265,8 +265,8 @@ export interface StartViprOptions {
   node?: LabNodeName;
   /** How long to wait for the `ready:` line (default 15 s). */
   readyTimeoutMs?: number;
-  /** Start it with this umask (as from a shell with `umask 077`); default: this process's. */
-  umask?: number;
+  /** Shell commands run in the daemon's namespace right before it (`sh -c 'BEFORE && exec vipr ...'`, no pause between). */
+  before?: string;
 }
 
 /** The last `count` log lines, for error messages. */
@@ -293,9 +293,8 @@ export function labSocketPath(lab: Lab): string {
 export async function startVipr(lab: Lab, configPath: string = labConfigPath(lab), opts: StartViprOptions = {}): Promise<ViprProcess> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
   const command = [process.execPath, 'dist/src/cli/main.js', 'run', '--config', configPath];
-  // sh execs the daemon in place: the child's pid stays the daemon's.
-  const umasked = opts.umask === undefined ? command : ['sh', '-c', `umask ${opts.umask.toString(8).padStart(3, '0')} && exec "$@"`, 'sh', ...command];
-  const child = spawnIn(lab, opts.node ?? 'router', umasked, {
+  const quoted = command.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(' ');
+  const child = spawnIn(lab, opts.node ?? 'router', opts.before ? ['sh', '-c', `${opts.before} && exec ${quoted}`] : command, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

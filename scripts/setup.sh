@@ -5,7 +5,7 @@
 #
 #   bash scripts/setup.sh          (from any directory)
 #
-# Steps: apt packages (libpcap for `cap`, the lab's tools) -> npm ci when
+# Steps: apt packages (libpcap for `cap`, the lab's tools, systemd-analyze) -> npm ci when
 # node_modules is missing or was installed from another package-lock.json
 # (stamp: node_modules/.vipr-stamp) -> native addons present and loadable
 # (else `npm rebuild cap raw-socket`) -> native-bindings built and current
@@ -16,7 +16,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(libpcap-dev ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine)
+# systemd: its systemd-analyze verifies packaging/vipr.service (test/unit/packaging.test.ts)
+APT_PACKAGES=(libpcap-dev ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine systemd)
 NPM_STAMP=node_modules/.vipr-stamp
 BUILD_STAMP=dist/.vipr-build-stamp
 

@@ -26,6 +26,13 @@ if ! bash scripts/setup.sh; then
   closing_fail
 fi
 
+# Vitest runs TypeScript without checking its types: check every file (tests too) first.
+if ! typecheck=$(node_modules/.bin/tsc -p tsconfig.test.json 2>&1); then
+  printf '%s\n' "$typecheck"
+  say "type errors (tsc -p tsconfig.test.json); no test ran"
+  closing_fail
+fi
+
 VITEST=node_modules/.bin/vitest
 [ -x "$VITEST" ] || { say "$VITEST missing after setup"; closing_fail; }
 

@@ -62,7 +62,11 @@ export class ControlClient {
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        const hint = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? ' (is vipr running? see --socket)' : '';
+        const hint = error.code === 'ENOENT' || error.code === 'ECONNREFUSED'
+          ? ' (is vipr running? see --socket)'
+          : error.code === 'EACCES'
+            ? " (permission denied: only the socket's owner and group may use it; add this user to its group)"
+            : '';
         reject(new ControlError('ECONNECT', `cannot connect to control socket ${path}: ${error.code ?? error.message}${hint}`));
       });
     });

@@ -72,7 +72,13 @@ export class ControlServer {
 
   async start(): Promise<void> {
     const path = this.config.socket;
-    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    // mkdir's mode is cut by the umask: from a root shell with `umask 077` the
+    // directories would be 0700 and shut the socket's group out. So the ones
+    // made here get their mode again (existing ones are the operator's).
+    const made = await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    if (made !== undefined) {
+      for (let dir = dirname(path); dir.startsWith(made); dir = dirname(dir)) await chmod(dir, 0o755);
+    }
     await this.clearStale(path);
     // Half-open: `printf 'route replace ...\n' | socat - UNIX-CONNECT:...` shuts its
     // side down right after sending; the replies still have to get out ('end' below closes ours).

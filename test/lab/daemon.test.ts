@@ -2,7 +2,11 @@
 // beside kernel forwarding and says how to turn it off, turns it off itself
 // when the config says so, refuses a second instance on the same control
 // socket, explains a bad config in one line, and stops cleanly on SIGTERM.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+// And `vipr check-config`, the built CLI, on good and bad files.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { servers } from './failover-tools.js';
 import { labConfigPath, labUp, REPO_ROOT, spawnIn, startVipr, waitFor, type Lab } from './harness.js';
@@ -163,5 +167,79 @@ describe('the daemon starts and stops like a service', () => {
       expect(vipr.logs.some((line) => line.includes(`${signal}: stopping`))).toBe(true);
       expect((await lab.exec('router', ['test', '-e', `/run/vipr-lab/${lab.prefix}/vipr.sock`])).code).toBe(1);
     }
+  });
+});
+
+describe('vipr check-config FILE (the built CLI)', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vipr-check-config-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const checkConfig = (file: string) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [`${REPO_ROOT}dist/src/cli/main.js`, 'check-config', file], { encoding: 'utf8', timeout: 30_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+      });
+    });
+
+  /** LINE:COL (1-based) of the first `marker` in `text`: where the error must point. */
+  const positionOf = (text: string, marker: string) => {
+    const at = text.indexOf(marker);
+    if (at < 0) throw new Error(`no ${JSON.stringify(marker)} in the file`);
+    const before = text.slice(0, at);
+    return `${before.split('\n').length}:${at - before.lastIndexOf('\n')}`;
+  };
+
+  it('a good file (the lab\'s config): exit 0, one line on stdout, nothing on stderr', async () => {
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, await readFile(`${REPO_ROOT}lab/vipr.yaml`, 'utf8'));
+    const r = await checkConfig(file);
+    expect(r).toEqual({ code: 0, stdout: `${file}: ok (2 interfaces, 4 servers, 6 routes)\n`, stderr: '' });
+  });
+
+  const bad: Array<{ what: string; from: string; to: string; marker: string; error: string }> = [
+    {
+      what: 'a prefix with host bits set', from: 'prefix: 192.168.1.64/27', to: 'prefix: 192.168.1.65/27', marker: '192.168.1.65/27',
+      error: 'routes[1].prefix: 192.168.1.65/27 has host bits set; did you mean 192.168.1.64/27?',
+    },
+    {
+      what: 'a route via an unknown server', from: 'via: [web1, web2] }', to: 'via: [web1, web9] }', marker: 'web9',
+      error: 'routes[0].via[1]: unknown server "web9"; did you mean "web1"? (known servers: web1, web2, web3, web4)',
+    },
+    {
+      what: 'a misspelt key', from: '  rise: 2', to: '  rize: 2', marker: 'rize',
+      error: 'health.rize: unknown key; did you mean "rise"?',
+    },
+    {
+      what: 'a value of the wrong kind', from: 'intervalMs: 50 ', to: 'intervalMs: fifty ', marker: 'fifty',
+      error: 'health.intervalMs: expected a whole number from 10 to 3600000, got "fifty"',
+    },
+  ];
+  it.each(bad)('$what: exit 1, exactly one line `vipr: FILE:LINE:COL: field: what` on stderr, nothing on stdout', async ({ from, to, marker, error }) => {
+    const text = (await readFile(`${REPO_ROOT}lab/vipr.yaml`, 'utf8')).replace(from, to);
+    expect(text).toContain(to);
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, text);
+    const r = await checkConfig(file);
+    expect(r).toEqual({ code: 1, stdout: '', stderr: `vipr: ${file}:${positionOf(text, marker)}: ${error}\n` });
+  });
+
+  it('a YAML syntax error: the same one line, field `YAML`', async () => {
+    const file = join(dir, 'broken.yaml');
+    await writeFile(file, 'interfaces:\n  - name: up0\n  - { name: lan0\n');
+    const r = await checkConfig(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^vipr: ${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: YAML: [^\\n]+\\n$`));
+  });
+
+  it('a file that is not there: exit 1, one line naming it', async () => {
+    const file = join(dir, 'missing.yaml');
+    const r = await checkConfig(file);
+    expect(r).toEqual({ code: 1, stdout: '', stderr: `vipr: ${file}: cannot read the config file: ENOENT: no such file or directory, open '${file}'\n` });
   });
 });

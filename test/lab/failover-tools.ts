@@ -131,20 +131,26 @@ export async function realtimeWebServers(lab: Lab, priority: number): Promise<vo
 }
 
 /**
- * A copy of the lab's config (next to it) with `health.notify` set, and its
+ * A copy of the lab's config (next to it, NAME.yaml) with the settings in
+ * `set` (YAML paths and values: [['health', 'failback'], 'manual']), and its
  * own control socket and state file so it never meets another daemon's.
  * Returns the copy's path and socket.
  */
-export async function notifyConfig(lab: Lab, notify: string): Promise<{ path: string; socket: string }> {
+export async function labConfigVariant(lab: Lab, name: string, set: Array<[path: Array<string | number>, value: unknown]>): Promise<{ path: string; socket: string }> {
   const dir = dirname(labConfigPath(lab));
   const doc = parseDocument(await readFile(labConfigPath(lab), 'utf8'));
-  const socket = join(dir, 'notify-test.sock');
-  doc.setIn(['health', 'notify'], notify);
+  const socket = join(dir, `${name}.sock`);
+  for (const [path, value] of set) doc.setIn(path, doc.createNode(value, { flow: true }));
   doc.setIn(['control', 'socket'], socket);
-  doc.setIn(['state', 'file'], join(dir, 'notify-test-state.json'));
-  const path = join(dir, 'notify-test.yaml');
+  doc.setIn(['state', 'file'], join(dir, `${name}-state.json`));
+  const path = join(dir, `${name}.yaml`);
   await writeFile(path, doc.toString());
   return { path, socket };
+}
+
+/** The lab's config with `health.notify` set (see labConfigVariant). */
+export function notifyConfig(lab: Lab, notify: string): Promise<{ path: string; socket: string }> {
+  return labConfigVariant(lab, 'notify-test', [[['health', 'notify'], notify]]);
 }
 
 /** The events a notify command `env | grep ^VIPR_ >> FILE` recorded: one object of VIPR_* variables per VIPR_EVENT_JSON line. */

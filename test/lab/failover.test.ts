@@ -151,7 +151,7 @@ describe('failover of web1 under a 20,000 packets/s stream', () => {
       expect(during?.web1?.state, why).toBe('down');
       expect(during?.web1?.reason, why).toMatch(/^http:80\/health failed 3 times: /);
       // a frozen HTTP server still receives the stream until the route moves
-      if (kind === 'freeze') expect(t.failover.lost, `lost while web1's HTTP server was frozen${why}`).toBeLessThanOrEqual((t.lostAtViprPort ?? 0) + t.sinkSocketDrops);
+      if (kind === 'freeze') expect(t.failover.lost, `lost while web1's HTTP server was frozen${why}`).toBeLessThanOrEqual(t.sinkSocketDrops);
 
       // web1 back: up after `rise` checks, failback after the hold-down, curl finds web1
       expect(t.upAfterMs, why).not.toBeNull();
@@ -162,10 +162,14 @@ describe('failover of web1 under a 20,000 packets/s stream', () => {
       expect(after?.active, why).toBe('web1');
       expect(after?.curl, why).toBe('web1');
 
-      // nothing duplicated; nothing lost in the failback beyond what the machine itself dropped
+      // Nothing duplicated; nothing lost in the failback. Losses are judged by the
+      // receivers alone: every number sent must reach a sink, save what a sink's
+      // own socket dropped (its buffer full: the instrument, not the router).
+      // Frames vipr itself failed to read (its receive ring full, lostAtViprPort)
+      // are losses like any other.
       expect(t.total.duplicated, why).toBe(0);
       expect(t.total.unexpected, why).toBe(0);
-      expect(t.failback.lost, `lost in the failback phase${why}`).toBeLessThanOrEqual((t.lostAtViprPort ?? 0) + t.sinkSocketDrops);
+      expect(t.failback.lost, `lost in the failback phase${why}`).toBeLessThanOrEqual(t.sinkSocketDrops);
       expect(t.total.switches, why).toBeGreaterThanOrEqual(2);
 
       // the operator's `vipr ctl events` printed each step

@@ -9,7 +9,7 @@
 //
 // Needs the daemon built: npx tsc -p tsconfig.json
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onLines } from '../../bench/lab/common.js';
+import { onLines } from '../../lab/lib/process.js';
 import {
   closeLabWithVipr, labWithVipr, spawnIn, startCapture, viprCtl, waitFor, withoutChecks, type Lab, type ViprProcess,
 } from './harness.js';

@@ -233,13 +233,22 @@ describe.skipIf(!isRoot)('RingPort on a veth pair', () => {
     const { a, b, sinkB } = pair({});
     await sh('ip', '-n', NS, 'link', 'set', 'vb', 'down');
     await until('the ENETDOWN report', () => b.counters[RingCounter.socketErrors] >= 1);
+    expect(sinkB.testFrames()).toEqual([]);
+    const rxBefore = b.counters[RingCounter.rxFrames];
     await sh('ip', '-n', NS, 'link', 'set', 'vb', 'up');
-    let seq = 0;
+    const sent: Buffer[] = [];
     await until('a frame after the flap', () => {
-      a.sendFrame(testFrame(0x7003, seq, 60), 60); // until the carrier is back
-      seq++;
+      const frame = testFrame(0x7003, sent.length, 60);
+      a.sendFrame(frame, frame.length); // until the carrier is back
+      sent.push(frame);
       return sinkB.testFrames().length > 0;
     });
+    // What arrives is what was sent after the flap, byte for byte, and counted.
+    const [first] = sinkB.testFrames();
+    const seq = first.readUInt32BE(16);
+    expect(seq).toBeLessThan(sent.length);
+    expect(first.equals(sent[seq]), `frame ${seq}`).toBe(true);
+    expect(b.counters[RingCounter.rxFrames]).toBeGreaterThan(rxBefore);
   });
 
   it('a closed port sends nothing, reports no info, and closes twice harmlessly', () => {

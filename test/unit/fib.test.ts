@@ -54,6 +54,10 @@ class Reference {
     return true;
   }
 
+  get(prefix: number, length: number): number {
+    return this.byLength[length].get(prefix) ?? NO_ROUTE;
+  }
+
   lookupLinear(address: number): number {
     let best = -1;
     let hop = NO_ROUTE;
@@ -407,24 +411,36 @@ describe('LpmTable tbl8 groups', () => {
   it('recycles groups: inserting and deleting long routes forever does not exhaust or grow tbl8', () => {
     const groups = 8;
     const table = new LpmTable({ tbl8Groups: groups });
-    table.insert(...cidr('100.64.0.0/10'), 1);
+    const reference = new Reference();
+    for (const t of [table, reference]) t.insert(...cidr('100.64.0.0/10'), 1);
     const random = mulberry32(7);
     for (let round = 0; round < 500; round++) {
-      // `groups` distinct /24s under 100.64.0.0/10, one or more long routes each.
+      // `groups` distinct /24s under 100.64.0.0/10, three long routes each,
+      // every route its own next hop: where two overlap, the longer must win.
       const routes: Route[] = [];
       for (let g = 0; g < groups; g++) {
         const slash24 = (ip('100.64.0.0') + ((round * groups + g) % 16384) * 256) >>> 0;
         for (let k = 0; k < 3; k++) {
           const length = 25 + Math.floor(random() * 8);
           const prefix = ((slash24 | Math.floor(random() * 256)) & mask(length)) >>> 0;
-          routes.push([prefix, length, 2 + g]);
+          routes.push([prefix, length, 2 + g * 3 + k]);
         }
       }
-      for (const [prefix, length, hop] of routes) table.insert(prefix, length, hop);
       for (const [prefix, length, hop] of routes) {
-        if (table.get(prefix, length) === hop) expect(table.lookup(prefix)).toBe(hop);
+        table.insert(prefix, length, hop);
+        reference.insert(prefix, length, hop);
       }
-      for (const [prefix, length] of routes) table.delete(prefix, length);
+      for (const [prefix, length] of routes) {
+        // The same prefix drawn twice in a round: the later insert replaced the earlier.
+        expect(table.get(prefix, length), `round ${round}: get ${prefix}/${length}`).toBe(reference.get(prefix, length));
+        for (const address of boundaries(prefix, length)) {
+          expect(table.lookup(address), `round ${round}: lookup ${address} (${prefix}/${length})`).toBe(reference.lookupLinear(address));
+        }
+      }
+      for (const [prefix, length] of routes) {
+        table.delete(prefix, length);
+        reference.delete(prefix, length);
+      }
       for (const [prefix] of routes) {
         expect(table.tbl24[prefix >>> 8]).toBe(1);
       }

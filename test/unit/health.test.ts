@@ -147,7 +147,10 @@ describe('runCheck: tcp', () => {
     const result = await runCheck({ type: 'tcp', port }, LOCALHOST, TIMEOUT_MS, NO_PROBES);
     expect(result).toEqual({ ok: false, latencyMs: expect.any(Number), reason: `TCP ${port}: no connection within ${TIMEOUT_MS} ms` });
     expect(result.latencyMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 1);
-    expect(result.latencyMs).toBeLessThan(TIMEOUT_MS + 500);
+    // Behaviour, not speed: the check's own timer ended it (the reason says so),
+    // long before the kernel would give up on the SYN (about two minutes). How
+    // soon after the timeout a busy event loop gets to it is not this test's business.
+    expect(result.latencyMs).toBeLessThan(TIMEOUT_MS + 10_000);
   });
 });
 
@@ -390,19 +393,19 @@ describe('EventBus', () => {
     bus.subscribe((event) => seen.push(event));
 
     const started = performance.now();
+    // publish is synchronous: it has returned (and told the subscribers) while
+    // the command it started still runs, so it did not wait for the command.
+    // How fast it returns is a speed claim, for a benchmark, not asserted here.
     bus.publish(EVENT);
-    expect(performance.now() - started).toBeLessThan(100); // spawns and returns
     expect(seen).toEqual([EVENT]);
 
     const shell = Number(await eventually('the shell pid', () => readIfThere(join(dir, 'shell'))));
     const child = Number(await eventually('the child pid', () => readIfThere(join(dir, 'child'))));
     expect(running(shell)).toBe(true);
     expect(running(child)).toBe(true);
-    // Not before the timeout...
-    await new Promise((resolve) => setTimeout(resolve, timeoutMs / 2));
-    expect(running(child)).toBe(true);
-    // ...and soon after it, the whole process group.
-    await eventually('the hung command to be killed', () => !running(shell) && !running(child), timeoutMs + 2_000);
+    // Killed, the whole process group, and not before the timeout (a lower bound:
+    // a busy machine can only make the kill later, never earlier).
+    await eventually('the hung command to be killed', () => !running(shell) && !running(child), timeoutMs + 10_000);
     expect(performance.now() - started).toBeGreaterThanOrEqual(timeoutMs);
     expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([`notify: ${command} still running after ${timeoutMs} ms; killed`]);
   });

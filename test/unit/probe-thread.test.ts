@@ -97,11 +97,14 @@ describe('ProbeThread', () => {
     const probes = thread();
     await probes.run({ type: 'tcp', port }, LOCALHOST, TIMEOUT_MS); // the worker is up
     const pending = probes.run({ type: 'tcp', port }, LOCALHOST, 5000);
-    const blockedMs = 600;
+    const blockedMs = 2000;
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, blockedMs);
     const result = await pending;
     expect(result.ok).toBe(true);
     // Measured in the worker: had it waited for this thread, it would be >= blockedMs.
+    // The bound is behaviour, not speed: a loopback connect taking a whole
+    // second would take a machine far busier than any test run; how fast the
+    // worker is belongs to a benchmark.
     expect(result.latencyMs).toBeLessThan(blockedMs / 2);
   });
 

@@ -44,7 +44,7 @@ function bigRouter(maxEntries: number): Router {
       { name: 'lan0', mac: mac(2), mtu: 1500, addresses: [{ address: parseAddress('192.168.1.1'), length: 27 }, { address: parseAddress('172.16.0.1'), length: 16 }] },
     ],
     [new MemoryPort('up0', false), new MemoryPort('lan0', false)],
-    routerConfig({ neighbors: { reachableMs: 30_000, retransmitMs: 1_000, probes: 3, queueLength: 4, maxEntries } }),
+    routerConfig({ neighbors: { reachableMs: 30_000, retransmitMs: 1_000, probes: 3, queueLength: 4, maxEntries, requestsPerSecond: 100, requestBurst: 256 } }),
   );
 }
 

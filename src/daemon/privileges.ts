@@ -101,14 +101,14 @@ function writableBy(info: Stats, account: Account, groups: readonly number[]): b
  * exists and the user may not write there (vipr never takes over a directory
  * it did not make).
  */
-async function prepareDirectory(path: string, account: Account, groups: readonly number[], what: string, create: boolean): Promise<void> {
+async function prepareDirectory(path: string, account: Account, groups: readonly number[], what: string, create: boolean, mode = 0o750): Promise<void> {
   let info: Stats;
   try {
     info = await stat(path);
   } catch {
     if (!create) return;
     await mkdir(path, { recursive: true, mode: 0o755 }); // parents as root makes them, the last one given away
-    await chmod(path, 0o750);
+    await chmod(path, mode); // explicit: a root shell's umask 077 must not lock the group out
     await chown(path, account.uid, account.gid);
     return;
   }
@@ -168,7 +168,8 @@ export async function dropPrivileges(config: Config, stateFile: string, socket: 
   const stateDirectory = dirname(stateFile);
   await prepareDirectory(stateDirectory, plan.account, plan.groups, 'state.file', true);
   await prepareDirectory(`${stateDirectory}/traces`, plan.account, plan.groups, 'trace directory', false);
-  await prepareDirectory(dirname(socket), plan.account, plan.groups, 'control.socket', true);
+  // Anyone may pass through the socket's directory: the socket's own mode and group decide who talks to vipr.
+  await prepareDirectory(dirname(socket), plan.account, plan.groups, 'control.socket', true, 0o755);
   const setpriv = await firstExisting(SETPRIV_PATHS);
   if (!setpriv) throw new SystemError('cannot drop root privileges: setpriv (util-linux) is not installed');
   const env = Object.entries({ ...process.env, [REEXEC_MARK]: '1' }).map(([k, v]) => `${k}=${v ?? ''}`);

@@ -33,7 +33,7 @@
 import Benchmark from 'benchmark';
 import ipaddr from 'ipaddr.js';
 import { createRequire } from 'node:module';
-import { LpmTable } from '../src/fib/lpm.js';
+import { LpmTable } from '../src/dataplane/fib/lpm.js';
 import { mulberry32 } from '../test/fixtures/random.js';
 import { isMain, round } from './lib/program.js';
 import { BenchRun, figure, type Figure } from './lib/results.js';

@@ -26,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RouteConfig } from '../src/config/types.js';
-import { LpmTable } from '../src/fib/lpm.js';
+import { LpmTable } from '../src/dataplane/fib/lpm.js';
 import { routePrefixProblem } from '../src/util/martians.js';
 import { articleRouter } from '../test/fixtures/article-router.js';
 import { isMain, round } from './lib/program.js';

@@ -16,13 +16,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Router } from '../daemon/router.js';
+import type { Router } from '../router/router.js';
 import {
   ARP_COUNTER_NAMES, DROP_NAMES, FRAGMENT_COUNTER_NAMES, ICMP_COUNTER_NAMES, ICMP_SENT_NAMES, IcmpCounter, PORT_COUNTER_NAMES, PUNT_NAMES,
 } from '../dataplane/counters.js';
 import type { EventBus, ViprEvent } from '../health/events.js';
 import { describeCheck, displayState, type HealthMonitor } from '../health/monitor.js';
-import { NEIGHBOR_STATE_NAMES } from '../neighbor/table.js';
+import { NEIGHBOR_STATE_NAMES } from '../dataplane/neighbor-table.js';
 import type { RibRoute } from '../rib/rib.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { CommandCounts } from './command-counts.js';

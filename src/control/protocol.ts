@@ -61,3 +61,10 @@ function oneLine(text: string): string {
 function escapeLine(line: string): string {
   return /^(ok$|error )/.test(line) ? ` ${line}` : line;
 }
+
+/** Columns padded to the widest cell. */
+export function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
+  return [line(header), ...rows.map(line)];
+}

@@ -10,11 +10,11 @@ import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { listSome } from '../config/suggest.js';
 import type { ServerConfig } from '../config/types.js';
-import type { Router } from '../daemon/router.js';
+import type { Router } from '../router/router.js';
 import { describe, RibError, type RibRoute, type RouteChange, type RoutePlan, type RouteSpec } from '../rib/rib.js';
 import { formatAddress, formatPrefix, parseAddress } from '../util/ipv4.js';
 import { HELP, type Request, type RouteChangeRequest } from './grammar.js';
-import { ControlError, textReply, type Reply } from './protocol.js';
+import { ControlError, table, textReply, type Reply } from './protocol.js';
 import type { EventBus, ViprEvent } from '../health/events.js';
 import type { Failover } from '../health/failover.js';
 import { describeCheck, displayState, type HealthMonitor, type ServerHealth } from '../health/monitor.js';
@@ -430,11 +430,4 @@ export function describeChange(change: RouteChange): string {
   const r = change.route;
   const target = r.type === 'unicast' ? `via ${r.via.map((v) => v.server ?? formatAddress(v.address)).join(',')}` : r.type;
   return `${change.op} ${formatPrefix(r.prefix)} ${target}`;
-}
-
-/** Columns padded to the widest cell. */
-export function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
-  return [line(header), ...rows.map(line)];
 }

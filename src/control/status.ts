@@ -8,13 +8,12 @@
 // interval. Samples are a copy of the port and drop counters and one number
 // per route group, taken only when someone asks: nothing runs in between.
 
-import type { Router } from '../daemon/router.js';
+import type { Router } from '../router/router.js';
 import { DROP_NAMES, PORT_COUNTER_NAMES } from '../dataplane/counters.js';
 import { displayState, type HealthMonitor } from '../health/monitor.js';
 import { describe, type RibRoute } from '../rib/rib.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
-import { textReply, type Reply } from './protocol.js';
-import { table } from './service.js';
+import { table, textReply, type Reply } from './protocol.js';
 
 /** How long a first caller waits for its second sample: a rate over a second reads like `top`'s. */
 const SAMPLE_INTERVAL_MS = 1000;

@@ -28,7 +28,7 @@ import { Drop, DROP_NAMES, PUNT_NAMES } from '../dataplane/counters.js';
 import type { Dataplane } from '../dataplane/dataplane.js';
 import type { PortTable } from '../dataplane/ports.js';
 import { DROP_ANY, PacketTracer, TraceVerdict, type TraceFilter, type TraceSink } from '../dataplane/trace.js';
-import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
+import { NextHopKind, type NextHopTable } from '../dataplane/fib/nexthop.js';
 import { IP_DST, IP_TTL } from '../packet/layout.js';
 import { formatAddress, formatPrefix, type Prefix } from '../util/ipv4.js';
 import { ControlError } from './protocol.js';
@@ -291,7 +291,7 @@ export class TraceSession implements TraceSink {
 
   private constructor(private readonly target: TraceTarget, private readonly writer: PcapngWriter, filter: TraceFilter, readonly description: string) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.tracer = new PacketTracer(target.batchCapacity, filter, this, target.ports);
+    this.tracer = new PacketTracer(target.batchCapacity, filter, this);
   }
 
   /** Checks the request, creates the file and starts tracing. Throws ControlError with nothing started. */

@@ -4,7 +4,7 @@
 import type { Config } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
-import { Router } from './router.js';
+import { Router } from '../router/router.js';
 import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
 import { ConfigError } from '../config/errors.js';
 import { interfaceAddressProblem } from '../config/interfaces.js';

@@ -21,9 +21,11 @@ export class FrameBatch {
   readonly length: Uint16Array;
   /** Ingress port index per slot. */
   readonly port: Uint8Array;
-  /** Exit of the stage that saw the slot last (see `Next`). */
+  /** Exit of the stage that saw the slot last (see `Next`): the verdict travels with the frame. */
   readonly next: Uint8Array;
-  /** Next-hop index from the FIB lookup, or the drop reason for dropped slots. */
+  /** Why, for the exits that have a why: the Drop reason (drop, icmpError) or the Punt kind (punt, arp). */
+  readonly reason: Uint16Array;
+  /** Next-hop index from the FIB lookup (rewrite, tx, hold, fragment). */
   readonly nextHop: Uint16Array;
   /** Egress port per slot, set by rewrite. */
   readonly egress: Uint8Array;
@@ -40,6 +42,7 @@ export class FrameBatch {
     this.length = new Uint16Array(capacity);
     this.port = new Uint8Array(capacity);
     this.next = new Uint8Array(capacity);
+    this.reason = new Uint16Array(capacity);
     this.nextHop = new Uint16Array(capacity);
     this.egress = new Uint8Array(capacity);
   }

@@ -1,9 +1,9 @@
 // eth-input: first stage of every received frame.
 //
 // Uses:  batch.data, batch.length, batch.port; ports.mac
-// Sets:  batch.next (and batch.nextHop = Drop reason for drops)
+// Sets:  batch.next, batch.reason (Drop or Punt)
 // Next:  ip4Input  IPv4 frame addressed to the ingress port's MAC
-//        arp       ARP frame (the resolver learns from it and counts it; the kernel answers for our addresses)
+//        arpInput  ARP frame
 //        punt      not IPv4, or unicast to another host (the kernel has its own copy)
 //        drop      truncated, link-layer broadcast or multicast IPv4
 
@@ -16,6 +16,7 @@ import type { PortTable } from './ports.js';
 export function ethInput(batch: FrameBatch, ports: PortTable, counters: Counters): void {
   const data = batch.data;
   const next = batch.next;
+  const reason = batch.reason;
   const mac = ports.mac;
   const drops = counters.drops;
   const punts = counters.punts;
@@ -24,16 +25,17 @@ export function ethInput(batch: FrameBatch, ports: PortTable, counters: Counters
     const off = i * SLOT_SIZE;
     if (batch.length[i] < ETHER_HEADER_LENGTH) {
       next[i] = Next.drop;
-      batch.nextHop[i] = Drop.truncated;
+      reason[i] = Drop.truncated;
       drops[Drop.truncated]++;
       continue;
     }
     const type = (data[off + 12] << 8) | data[off + 13];
     if (type !== ETHERTYPE_IPV4) {
       if (type === ETHERTYPE_ARP) {
-        next[i] = Next.arp;
+        next[i] = Next.arpInput;
       } else {
         next[i] = Next.punt;
+        reason[i] = Punt.notIpv4;
         punts[Punt.notIpv4]++;
       }
       continue;
@@ -41,7 +43,7 @@ export function ethInput(batch: FrameBatch, ports: PortTable, counters: Counters
     // The group bit (least significant bit of the first octet) marks broadcast and multicast.
     if ((data[off] & 1) !== 0) {
       next[i] = Next.drop;
-      batch.nextHop[i] = Drop.linkBroadcast;
+      reason[i] = Drop.linkBroadcast;
       drops[Drop.linkBroadcast]++;
       continue;
     }
@@ -51,6 +53,7 @@ export function ethInput(batch: FrameBatch, ports: PortTable, counters: Counters
       data[off + 3] !== mac[m + 3] || data[off + 4] !== mac[m + 4] || data[off + 5] !== mac[m + 5]
     ) {
       next[i] = Next.punt;
+      reason[i] = Punt.otherHost;
       punts[Punt.otherHost]++;
       continue;
     }

@@ -2,7 +2,7 @@
 //
 // Uses:  batch.data, batch.length
 // Sets:  batch.next, batch.length (trimmed to the IP total length: Ethernet
-//        padding is not forwarded), batch.nextHop = Drop reason for drops
+//        padding is not forwarded), batch.reason = Drop reason for drops
 // Next:  ip4Lookup, or drop with one of: truncated, badVersion,
 //        badHeaderLength, badTotalLength, badChecksum, martianSource,
 //        martianDestination
@@ -63,7 +63,7 @@ export function ip4Input(batch: FrameBatch, counters: Counters): void {
     }
     if (reason >= 0) {
       next[i] = Next.drop;
-      batch.nextHop[i] = reason;
+      batch.reason[i] = reason;
       drops[reason]++;
     } else {
       next[i] = Next.ip4Lookup;

@@ -3,7 +3,8 @@
 // Uses:  batch.nextHop (next-hop index), batch.data; nextHops (kind, port,
 //        neighbor); neighbors (state, ready-made Ethernet header); ports.mtu
 // Sets:  Ethernet destination and source, TTL - 1, header checksum (RFC 1624
-//        incremental update); batch.egress; neighbors.used; nextHops.packets and .bytes
+//        incremental update); batch.egress; batch.reason (icmpError); neighbors.used;
+//        nextHops.packets and .bytes
 // Next:  tx         rewritten, send on batch.egress[i]
 //        hold       neighbour not resolved yet (or failed): the resolver decides
 //        icmpError  larger than the egress MTU with DF set (fragmentation needed)
@@ -14,11 +15,11 @@
 
 import { checksumAdjust } from '../packet/checksum.js';
 import { ETHER_HEADER_LENGTH, IP_CHECKSUM, IP_DST, IP_FLAG_DF, IP_FLAGS_FRAGMENT, IP_TTL } from '../packet/layout.js';
-import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
-import { NeighborState, type NeighborTable } from '../neighbor/table.js';
+import { NextHopKind, type NextHopTable } from './fib/nexthop.js';
+import { NeighborState, type NeighborTable } from './neighbor-table.js';
 import { SLOT_SIZE, type FrameBatch } from './batch.js';
 import { Drop, type Counters } from './counters.js';
-import { IcmpError, Next } from './next.js';
+import { Next } from './next.js';
 import type { PortTable } from './ports.js';
 
 /** Neighbour entry for next hop `nextHop` and the frame's destination, or -1. */
@@ -84,7 +85,7 @@ export function ip4Rewrite(
     if (batch.length[i] - ETHER_HEADER_LENGTH > mtus[port]) {
       if ((data[off + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) !== 0) {
         next[i] = Next.icmpError;
-        batch.nextHop[i] = IcmpError.fragmentationNeeded;
+        batch.reason[i] = Drop.mtuExceeded; // fragmentation needed, quoting the egress MTU
         counters.drops[Drop.mtuExceeded]++;
         continue;
       }

@@ -4,9 +4,9 @@
 // `Dataplane.tracer` once per batch and, while it is null, does nothing else.
 // While a trace runs, two walks over the batch surround the stages:
 //
-// Uses:  batch.data, batch.length, batch.port (before the stages);
-//        batch.next, batch.nextHop, batch.egress (after); the FIB, to name
-//        the route behind an ICMP net unreachable
+// Uses:  batch.data, batch.length, batch.port (before the stages); the
+//        verdict the stages wrote in each slot: batch.next, batch.reason,
+//        batch.nextHop, batch.egress (after). Nothing is looked up again.
 // Sets:  nothing in the batch; its own copies of the matching frames
 // Next:  hands every matching slot with its verdict to a TraceSink (the
 //        control plane's pcapng writer, src/control/trace.ts)
@@ -19,13 +19,9 @@
 // the copies is allocated once, when the trace starts; no allocation per
 // packet on the data-plane side.
 
-import type { LpmTable } from '../fib/lpm.js';
-import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
 import { ARP, ETHER_HEADER_LENGTH, ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_DST, IP_SRC } from '../packet/layout.js';
 import { SLOT_SIZE, type FrameBatch } from './batch.js';
-import { Drop, Punt } from './counters.js';
-import { IcmpError, Next } from './next.js';
-import type { PortTable } from './ports.js';
+import { icmpErrorFor, Next } from './next.js';
 
 /** What became of a traced frame. */
 export const enum TraceVerdict {
@@ -33,7 +29,7 @@ export const enum TraceVerdict {
   forwarded = 0,
   /** Dropped silently: reason = Drop. */
   dropped,
-  /** Dropped with an ICMP error to the sender: reason = Drop, icmp = IcmpError kind. */
+  /** Dropped with an ICMP error to the sender: reason = Drop, icmp = the IcmpError it calls for. */
   icmpError,
   /** Left to the kernel: reason = Punt. */
   punted,
@@ -96,7 +92,6 @@ export class PacketTracer {
     capacity: number,
     filter: TraceFilter,
     private readonly sink: TraceSink,
-    private readonly ports: PortTable,
   ) {
     this.received = Buffer.alloc(capacity * SLOT_SIZE);
     this.receivedLength = new Uint16Array(capacity);
@@ -127,31 +122,31 @@ export class PacketTracer {
     }
   }
 
-  /** After the stages: hands each matched slot and its verdict to the sink, within the frame limit. */
-  afterStages(batch: FrameBatch, fib: LpmTable, nextHops: NextHopTable): void {
+  /** After the stages: hands each matched slot and its verdict (as the stages wrote it) to the sink, within the frame limit. */
+  afterStages(batch: FrameBatch): void {
     const next = batch.next;
     const matched = this.matched;
     for (let i = 0, n = batch.count; i < n && this.remaining > 0; i++) {
       if (matched[i] === 0) continue;
       const exit = next[i];
       let verdict: TraceVerdict;
-      let reason: number = batch.nextHop[i];
+      let reason: number = batch.reason[i];
       let icmp = -1;
-      if (exit === Next.tx) verdict = TraceVerdict.forwarded;
-      else if (exit === Next.drop) verdict = TraceVerdict.dropped;
+      if (exit === Next.tx) {
+        verdict = TraceVerdict.forwarded;
+        reason = batch.nextHop[i];
+      } else if (exit === Next.drop) verdict = TraceVerdict.dropped;
       else if (exit === Next.icmpError) {
         verdict = TraceVerdict.icmpError;
-        icmp = reason;
-        reason = this.icmpDropReason(batch, i, icmp, fib, nextHops);
-      } else if (exit === Next.hold) verdict = TraceVerdict.held;
-      else if (exit === Next.fragment) verdict = TraceVerdict.fragmented;
-      else if (exit === Next.arp) {
-        verdict = TraceVerdict.arp;
-        reason = Punt.arp;
-      } else {
-        verdict = TraceVerdict.punted;
-        reason = this.puntReason(batch, i);
-      }
+        icmp = icmpErrorFor(reason);
+      } else if (exit === Next.hold) {
+        verdict = TraceVerdict.held;
+        reason = batch.nextHop[i];
+      } else if (exit === Next.fragment) {
+        verdict = TraceVerdict.fragmented;
+        reason = batch.nextHop[i];
+      } else if (exit === Next.arp) verdict = TraceVerdict.arp;
+      else verdict = TraceVerdict.punted;
       if (this.drop !== ANY) {
         const isDrop = verdict === TraceVerdict.dropped || verdict === TraceVerdict.icmpError;
         if (!isDrop || (this.drop !== DROP_ANY && reason !== this.drop)) continue;
@@ -184,27 +179,5 @@ export class PacketTracer {
     if (((a & mask) >>> 0) === want) return true;
     const b = ((data[dst] << 24) | (data[dst + 1] << 16) | (data[dst + 2] << 8) | data[dst + 3]) >>> 0;
     return ((b & mask) >>> 0) === want;
-  }
-
-  /** The drop counter ip4-lookup or ip4-rewrite counted for an ICMP error (the slot keeps only the ICMP kind). */
-  private icmpDropReason(batch: FrameBatch, slot: number, icmp: number, fib: LpmTable, nextHops: NextHopTable): number {
-    if (icmp === IcmpError.timeExceeded) return Drop.ttlExceeded;
-    if (icmp === IcmpError.fragmentationNeeded) return Drop.mtuExceeded;
-    if (icmp === IcmpError.hostUnreachable) return Drop.neighborUnreachable;
-    const d = slot * SLOT_SIZE + IP_DST;
-    const data = batch.data;
-    const nextHop = fib.lookup(((data[d] << 24) | (data[d + 1] << 16) | (data[d + 2] << 8) | data[d + 3]) >>> 0);
-    return nextHops.kind[nextHop] === NextHopKind.unreachable ? Drop.unreachableRoute : Drop.noRoute;
-  }
-
-  /** Which punt counter eth-input or ip4-lookup counted (the slot does not keep it). */
-  private puntReason(batch: FrameBatch, slot: number): number {
-    const off = slot * SLOT_SIZE;
-    const data = batch.data;
-    if (((data[off + 12] << 8) | data[off + 13]) !== ETHERTYPE_IPV4) return Punt.notIpv4;
-    const mac = this.ports.mac;
-    const m = batch.port[slot] * 6;
-    for (let k = 0; k < 6; k++) if (data[off + k] !== mac[m + k]) return Punt.otherHost;
-    return Punt.local;
   }
 }

@@ -33,17 +33,14 @@ import {
   ARP_HLEN, ARP_HTYPE, ARP_LENGTH, ARP_OPER, ARP_PLEN, ARP_PTYPE, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ARP_TPA,
   ETHER_HEADER_LENGTH, ETHERTYPE_IPV4, IP_DST, IP_FLAG_DF, IP_FLAGS_FRAGMENT,
 } from '../packet/layout.js';
-import { NextHopKind, type NextHopTable } from '../fib/nexthop.js';
+import { NextHopKind, type NextHopTable } from '../dataplane/fib/nexthop.js';
 import { SLOT_SIZE } from '../dataplane/batch.js';
 import { ArpCounter, Drop, PORT_COUNTERS, Punt, PortCounter, type Counters } from '../dataplane/counters.js';
 import { monotonicClock, type Clock } from '../dataplane/clock.js';
-import type { NeighborSlowPath } from '../dataplane/dataplane.js';
-import type { IcmpErrorSender } from '../dataplane/icmp-error.js';
-import type { Ip4Fragmenter } from '../dataplane/ip4-fragment.js';
-import { rewriteFrame } from '../dataplane/ip4-rewrite.js';
-import { IcmpError } from '../dataplane/next.js';
-import type { PortTable, TxPort } from '../dataplane/ports.js';
-import { ETHER_PAIR, NEIGHBOR_STATE_NAMES, NeighborState, NeighborTable } from './table.js';
+import type { FrameInjector, SlowPath } from '../dataplane/dataplane.js';
+import { Next } from '../dataplane/next.js';
+import type { PortTable } from '../dataplane/ports.js';
+import { ETHER_PAIR, NEIGHBOR_STATE_NAMES, NeighborState, NeighborTable } from '../dataplane/neighbor-table.js';
 
 export interface NeighborOptions {
   reachableMs: number;
@@ -96,7 +93,7 @@ export interface NeighborRow {
   queued: number;
 }
 
-export class NeighborResolver implements NeighborSlowPath {
+export class NeighborResolver implements SlowPath {
   readonly table: NeighborTable;
   private readonly pinned: Uint16Array;
   private readonly probesSent: Uint8Array;
@@ -113,9 +110,6 @@ export class NeighborResolver implements NeighborSlowPath {
   private held = 0;
   // Hold queue: one FIFO per entry, linked through `holdNext` over a shared pool.
   private readonly holdData: Buffer;
-  private readonly holdWords: Uint32Array;
-  /** One Buffer view per hold slot, made once, for sendFrame. */
-  private readonly holdSlots: Buffer[];
   private readonly holdLength: Uint16Array;
   private readonly holdIngress: Uint8Array;
   private readonly holdNext: Int32Array;
@@ -130,17 +124,19 @@ export class NeighborResolver implements NeighborSlowPath {
 
   constructor(
     private readonly ports: PortTable,
-    private readonly txPorts: readonly TxPort[],
+    /** Shared with the data plane, which reads it; only the resolver writes it. */
+    table: NeighborTable,
+    /** The data plane's doorway: held frames go back through it, and the ARP requests built here go out through it. */
+    private readonly dataplane: FrameInjector,
     private readonly nextHops: NextHopTable,
     private readonly counters: Counters,
-    private readonly icmp: IcmpErrorSender,
-    private readonly fragmenter: Ip4Fragmenter,
     private readonly options: NeighborOptions,
     private readonly events: NeighborEvents = {},
     private readonly clock: Clock = monotonicClock,
   ) {
-    const capacity = options.maxEntries + PINNED_RESERVE;
-    this.table = new NeighborTable(capacity);
+    this.table = table;
+    const capacity = table.capacity;
+    if (capacity < NeighborResolver.tableCapacity(options)) throw new RangeError('neighbour table smaller than neighbors.maxEntries plus the gateways\' reserve');
     this.pinned = new Uint16Array(capacity);
     this.probesSent = new Uint8Array(capacity);
     this.nextProbeAt = new Float64Array(capacity);
@@ -157,8 +153,6 @@ export class NeighborResolver implements NeighborSlowPath {
       },
     });
     this.holdData = Buffer.alloc(HOLD_POOL_FRAMES * SLOT_SIZE);
-    this.holdSlots = Array.from({ length: HOLD_POOL_FRAMES }, (_, k) => this.holdData.subarray(k * SLOT_SIZE, (k + 1) * SLOT_SIZE));
-    this.holdWords = new Uint32Array(this.holdData.buffer, this.holdData.byteOffset, this.holdData.length >> 2);
     this.holdLength = new Uint16Array(HOLD_POOL_FRAMES);
     this.holdIngress = new Uint8Array(HOLD_POOL_FRAMES);
     this.holdNext = new Int32Array(HOLD_POOL_FRAMES);
@@ -169,6 +163,11 @@ export class NeighborResolver implements NeighborSlowPath {
     this.holdHead = new Int32Array(capacity).fill(-1);
     this.holdTail = new Int32Array(capacity).fill(-1);
     this.holdCount = new Uint16Array(capacity);
+  }
+
+  /** How many entries the neighbour table needs for these options: maxEntries hosts, and room for the pinned gateways. */
+  static tableCapacity(options: NeighborOptions): number {
+    return options.maxEntries + PINNED_RESERVE;
   }
 
   start(): void {
@@ -253,7 +252,7 @@ export class NeighborResolver implements NeighborSlowPath {
       waiting.add(answered);
       // Health checks are the operator's, bounded by the config: they do not draw on the bucket.
       const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, address), address, null);
-      if (this.txPorts[port].sendFrame(this.arpFrame, length)) this.counters.arp[ArpCounter.requestsSent]++;
+      if (this.dataplane.inject(this.arpFrame, 0, length, port, Next.send, port)) this.counters.arp[ArpCounter.requestsSent]++;
     });
   }
 
@@ -291,14 +290,15 @@ export class NeighborResolver implements NeighborSlowPath {
 
   // --- slow-path handlers called by the data plane ---
 
-  arpInput(frame: Uint8Array, offset: number, length: number, port: number): number {
-    const refused = this.learnFrom(frame, offset, length, port);
-    if (refused >= 0) this.counters.drops[refused]++;
-    else this.counters.punts[Punt.arp]++; // the kernel has its own copy, and answers for our addresses
-    return refused;
+  /**
+   * Learns what an ARP frame says. The data plane's arp-input has counted it
+   * and refused the senders no neighbour can be (the router's own addresses,
+   * martians); what is left here is what the frame teaches.
+   */
+  arp(frame: Uint8Array, offset: number, length: number, port: number): void {
+    this.learnFrom(frame, offset, length, port);
   }
 
-  /** Learns what an ARP frame says; returns the Drop reason when the frame is refused, else -1. */
   private learnFrom(frame: Uint8Array, offset: number, length: number, port: number): number {
     if (length < ETHER_HEADER_LENGTH + ARP_LENGTH) return -1;
     const o = offset;
@@ -312,8 +312,6 @@ export class NeighborResolver implements NeighborSlowPath {
     const sender = readAddress(frame, o + ARP_SPA);
     const target = readAddress(frame, o + ARP_TPA);
     if (sender === 0) return -1; // an ARP probe (RFC 5227) says nothing about the sender yet
-    if (this.isRouterAddress(sender)) return Drop.arpOwnAddress;
-    if (this.isMartian(sender)) return Drop.arpMartianSender;
     if ((frame[o + ARP_SHA] & 1) !== 0) return -1; // a group MAC is never a neighbour's address
     const probes = this.probes.get(sender);
     if (probes !== undefined) {
@@ -561,7 +559,7 @@ export class NeighborResolver implements NeighborSlowPath {
     const mac = unicast ? this.table.ether.subarray(entry * ETHER_PAIR, entry * ETHER_PAIR + 6) : null;
     const length = writeArpRequest(this.arpFrame, this.ports.macOf(port), this.ports.sourceAddressFor(port, target), target, mac);
     this.lastRequestAt[entry] = now;
-    if (this.txPorts[port].sendFrame(this.arpFrame, length)) this.counters.arp[ArpCounter.requestsSent]++;
+    if (this.dataplane.inject(this.arpFrame, 0, length, port, Next.send, port)) this.counters.arp[ArpCounter.requestsSent]++;
     return true;
   }
 
@@ -587,7 +585,7 @@ export class NeighborResolver implements NeighborSlowPath {
     let slot = this.holdHead[entry];
     while (slot >= 0) {
       const following = this.holdNext[slot];
-      this.forwardHeld(slot, entry);
+      this.forwardHeld(slot);
       this.releaseHold(slot);
       slot = following;
     }
@@ -608,34 +606,14 @@ export class NeighborResolver implements NeighborSlowPath {
     this.holdCount[entry] = 0;
   }
 
-  /** Rewrites and sends one held frame (slot of the hold pool). */
-  private forwardHeld(slot: number, entry: number): void {
-    const offset = slot * SLOT_SIZE;
-    const length = this.holdLength[slot];
-    const port = this.table.port[entry];
-    if (length - ETHER_HEADER_LENGTH > this.ports.mtu[port]) {
-      if (this.holdData[offset + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) {
-        this.counters.drops[Drop.mtuExceeded]++;
-        this.icmp.send(this.holdData, offset, length, this.holdIngress[slot], IcmpError.fragmentationNeeded, this.ports.mtu[port]);
-      } else {
-        this.fragmenter.send(this.holdData, offset, port, this.table.ether, entry * ETHER_PAIR);
-      }
-      return;
-    }
-    rewriteFrame(this.holdData, this.holdWords, offset, this.table.etherWords, entry);
-    const row = port * PORT_COUNTERS;
-    if (this.txPorts[port].sendFrame(this.holdSlots[slot], length)) {
-      this.counters.ports[row + PortCounter.txPackets]++;
-      this.counters.ports[row + PortCounter.txBytes] += length;
-      this.counters.ports[row + PortCounter.forwardedPackets]++;
-    } else {
-      this.counters.drops[Drop.txFailed]++;
-    }
+  /** Hands one held frame back to the data plane: looked up again, rewritten and sent like any other. */
+  private forwardHeld(slot: number): void {
+    this.dataplane.inject(this.holdData, slot * SLOT_SIZE, this.holdLength[slot], this.holdIngress[slot], Next.ip4Lookup, 0);
   }
 
   private dropHeld(frame: Uint8Array, offset: number, length: number, ingress: number, reason: Drop, answer: boolean): void {
     this.counters.drops[reason]++;
-    if (answer) this.icmp.send(frame, offset, length, ingress, IcmpError.hostUnreachable);
+    if (answer) this.dataplane.inject(frame, offset, length, ingress, Next.icmpError, reason);
   }
 
   private releaseHold(slot: number): void {
@@ -646,31 +624,6 @@ export class NeighborResolver implements NeighborSlowPath {
 
   private isPortAddress(port: number, address: number): boolean {
     return this.ports.isOwnAddress(port, address);
-  }
-
-  /** One of the router's own addresses, on any port. */
-  private isRouterAddress(address: number): boolean {
-    for (let port = 0; port < this.ports.count; port++) if (this.isPortAddress(port, address)) return true;
-    return false;
-  }
-
-  /**
-   * No host can have this address: 0/8, loopback, multicast, class E and the
-   * limited broadcast (RFC 1812 5.3.7), or the network or broadcast address of
-   * one of the router's subnets (/30 and larger: /31 and /32 have none, RFC 3021).
-   */
-  private isMartian(address: number): boolean {
-    const first = address >>> 24;
-    if (first === 0 || first === 127 || first >= 224) return true;
-    for (let port = 0; port < this.ports.count; port++) {
-      for (const a of this.ports.addresses[port]) {
-        if (a.length > 30) continue;
-        const hostBits = ~(a.length === 0 ? 0 : (~0 << (32 - a.length))) >>> 0;
-        const network = (a.address & ~hostBits) >>> 0;
-        if (address === network || address === (network | hostBits) >>> 0) return true;
-      }
-    }
-    return false;
   }
 
   private onConnectedSubnet(port: number, address: number): boolean {

@@ -24,10 +24,10 @@
 //             on the same thread and reads `tables.fib` once per batch, so the
 //             call falls between two batches: no frame sees half a change.
 
-import { LpmTable, MAX_NEXT_HOP } from '../fib/lpm.js';
+import { LpmTable, MAX_NEXT_HOP } from '../dataplane/fib/lpm.js';
 import {
   NH_BLACKHOLE, NH_BROADCAST, NH_FIRST_DYNAMIC, NH_LOCAL, NH_UNREACHABLE, NextHopKind, type NextHopTable,
-} from '../fib/nexthop.js';
+} from '../dataplane/fib/nexthop.js';
 import type { DataplaneTables } from '../dataplane/dataplane.js';
 import type { PortTable } from '../dataplane/ports.js';
 import type { NeighborResolver } from '../neighbor/resolver.js';

@@ -5,10 +5,11 @@
 // src/packet/checksum.ts the router uses.
 
 import { describe, expect, it } from 'vitest';
-import { Drop, DROP_NAMES, IcmpCounter, Punt } from '../../src/dataplane/counters.js';
+import { Drop, DROP_NAMES, IcmpCounter, PortCounter, Punt } from '../../src/dataplane/counters.js';
 import { arpFrame, icmpEcho, ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
 import { articleRouter, LAN0, MAC, UP0 } from '../fixtures/article-router.js';
 import { referenceChecksum } from '../reference-checksum.js';
+import { parsePrefix } from '../../src/util/ipv4.js';
 
 const fromClient = (over: Partial<Ipv4Spec> = {}): Ipv4Spec => ({
   dstMac: MAC.up0, srcMac: MAC.client, src: '10.0.0.2', dst: '192.168.1.33', ttl: 64, ...over,
@@ -314,6 +315,25 @@ describe('neighbours', () => {
     expect(out.map((f) => f.toString('hex'))).toEqual(
       [1, 2, 3].map((id) => ipv4Frame(fromClient({ id, dstMac: MAC.web1, srcMac: MAC.lan0, ttl: 63 })).toString('hex')),
     );
+  });
+
+  it('held frames come back through the stages: counted in their next hop and its port like any forwarded frame', () => {
+    const r = articleRouter();
+    r.lan0.take();
+    const frames = [1, 2, 3].map((id) => ipv4Frame(fromClient({ id })));
+    r.receive(UP0, ...frames);
+    const { nextHops } = r.router.tables;
+    const slot = r.router.rib.route(parsePrefix('192.168.1.32/27'))!.nextHop;
+    expect(nextHops.packets[slot]).toBe(0);
+    r.receive(LAN0, arpFrame({
+      operation: 'reply', dstMac: MAC.lan0, srcMac: MAC.web1, senderMac: MAC.web1, senderAddress: '192.168.1.2',
+      targetMac: MAC.lan0, targetAddress: '192.168.1.1',
+    }));
+    expect(r.lan0.take()).toHaveLength(3);
+    expect(nextHops.packets[slot]).toBe(3);
+    expect(nextHops.bytes[slot]).toBe(frames.reduce((sum, f) => sum + f.length, 0));
+    expect(r.router.counters.port(LAN0, PortCounter.forwardedPackets)).toBe(3);
+    expect(r.router.counters.port(UP0, PortCounter.rxPackets)).toBe(3); // received once, not again when they came back
   });
 
   it('the hold queue is bounded: extra frames are dropped and counted', () => {

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { LpmTable, NO_ROUTE, MAX_NEXT_HOP } from '../../src/fib/lpm.js';
+import { LpmTable, NO_ROUTE, MAX_NEXT_HOP } from '../../src/dataplane/fib/lpm.js';
 import { mulberry32 } from '../fixtures/random.js';
 
 // ---------------------------------------------------------------------------

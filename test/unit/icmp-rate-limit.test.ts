@@ -9,7 +9,7 @@ import { IcmpCounter } from '../../src/dataplane/counters.js';
 import { DestinationRateLimiter } from '../../src/dataplane/destination-rate-limit.js';
 import { ipv4Frame, udpPayload, type Ipv4Spec } from '../../src/packet/builder.js';
 import { articleRouter, MAC, UP0 } from '../fixtures/article-router.js';
-import type { RouterConfig } from '../../src/daemon/router.js';
+import type { RouterConfig } from '../../src/router/router.js';
 
 const fromClient = (over: Partial<Ipv4Spec> = {}): Ipv4Spec => ({
   dstMac: MAC.up0, srcMac: MAC.client, src: '10.0.0.2', dst: '192.168.1.33', ttl: 1, ...over,

@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ArpCounter, Drop } from '../../src/dataplane/counters.js';
-import { Router, type RouterConfig } from '../../src/daemon/router.js';
+import { Router, type RouterConfig } from '../../src/router/router.js';
 import { MemoryPort } from '../../src/io/memory-port.js';
 import { arpFrame, ipv4Frame } from '../../src/packet/builder.js';
 import { parseAddress, parsePrefix } from '../../src/util/ipv4.js';

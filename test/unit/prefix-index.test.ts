@@ -1,11 +1,11 @@
-// The LPM's exact-match index (src/fib/prefix-index.ts): an open-addressing
+// The LPM's exact-match index (src/dataplane/fib/prefix-index.ts): an open-addressing
 // hash table in typed arrays. Checked against a Map on random operation
 // sequences, with few distinct keys so sets, replaces and deletes of the same
 // entries collide and probe runs wrap around the end of the table.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PrefixIndex } from '../../src/fib/prefix-index.js';
+import { PrefixIndex } from '../../src/dataplane/fib/prefix-index.js';
 
 type Op = { kind: 'set' | 'delete' | 'get'; prefix: number; length: number; hop: number };
 

@@ -13,7 +13,7 @@ import { parseRequest } from '../../src/control/grammar.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { ControlService, type ControlContext, type Session } from '../../src/control/service.js';
 import { StateStore } from '../../src/control/state-store.js';
-import { Router } from '../../src/daemon/router.js';
+import { Router } from '../../src/router/router.js';
 import type { CheckContext } from '../../src/health/checks.js';
 import { EventBus } from '../../src/health/events.js';
 import { Failover } from '../../src/health/failover.js';

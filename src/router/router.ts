@@ -6,12 +6,13 @@ import type { Config } from '../config/types.js';
 import { FrameBatch } from '../dataplane/batch.js';
 import { monotonicClock, type Clock } from '../dataplane/clock.js';
 import { Counters } from '../dataplane/counters.js';
-import { Dataplane, type DataplaneTables } from '../dataplane/dataplane.js';
+import { Dataplane, NO_SLOW_PATH, type DataplaneTables } from '../dataplane/dataplane.js';
 import { IcmpErrorSender } from '../dataplane/icmp-error.js';
 import { Ip4Fragmenter } from '../dataplane/ip4-fragment.js';
 import { PortTable, type PortAddress, type PortDescription, type TxPort } from '../dataplane/ports.js';
-import { LpmTable } from '../fib/lpm.js';
-import { NextHopTable } from '../fib/nexthop.js';
+import { LpmTable } from '../dataplane/fib/lpm.js';
+import { NextHopTable } from '../dataplane/fib/nexthop.js';
+import { NeighborTable } from '../dataplane/neighbor-table.js';
 import { NeighborResolver, type NeighborEvents } from '../neighbor/resolver.js';
 import { Rib, type RuntimeChanges } from '../rib/rib.js';
 
@@ -43,11 +44,13 @@ export class Router {
     const icmp = new IcmpErrorSender(this.ports, txPorts, this.counters, config.icmp, clock);
     // One fragmenter for the batch's fragment exit and for held frames.
     const fragmenter = new Ip4Fragmenter(this.ports, txPorts, this.counters);
-    this.resolver = new NeighborResolver(this.ports, txPorts, nextHops, this.counters, icmp, fragmenter, config.neighbors, events, clock);
+    const neighbors = new NeighborTable(NeighborResolver.tableCapacity(config.neighbors));
     // An empty table until the RIB compiles the first real one.
-    this.tables = { fib: new LpmTable({ tbl8Groups: 1 }), nextHops, neighbors: this.resolver.table };
+    this.tables = { fib: new LpmTable({ tbl8Groups: 1 }), nextHops, neighbors };
+    this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, NO_SLOW_PATH, fragmenter, config.dataplane.batchSize);
+    this.resolver = new NeighborResolver(this.ports, neighbors, this.dataplane, nextHops, this.counters, config.neighbors, events, clock);
+    this.dataplane.connect(this.resolver);
     this.rib = new Rib(this.ports, nextHops, this.resolver, this.tables);
-    this.dataplane = new Dataplane(this.tables, this.ports, txPorts, this.counters, icmp, this.resolver, fragmenter, config.dataplane.batchSize);
     this.rib.load(config.routes, runtime);
   }
 

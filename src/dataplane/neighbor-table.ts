@@ -3,7 +3,7 @@
 // Map, strings or allocation. The control plane (resolver.ts) owns every
 // write; the data plane reads state and the ready-made Ethernet header.
 
-import { AddressIndex } from '../dataplane/address-index.js';
+import { AddressIndex } from './address-index.js';
 
 export const enum NeighborState {
   free = 0,

@@ -155,24 +155,23 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
   // Per next-hop list: the one counter ip4-rewrite keeps per next-hop slot.
   // Routes with the same ordered next-hop list share a slot, hence the label;
   // vipr_route_info says which routes use which list.
-  const nextHopMetric = (name: string, help: string, values: () => Float64Array) =>
+  const nextHopMetric = (name: string, help: string, value: (slot: number) => number) =>
     new Counter({
       name, help, labelNames: ['via'], registers,
       collect() {
         this.reset();
-        const array = values();
         const seen = new Set<number>();
         for (const route of router.rib.routes()) {
           if ((route.type !== 'unicast' && route.type !== 'connected') || seen.has(route.nextHop)) continue;
           seen.add(route.nextHop);
-          this.inc({ via: viaLabel(route) }, array[route.nextHop]);
+          this.inc({ via: viaLabel(route) }, value(route.nextHop));
         }
       },
     });
   nextHopMetric('vipr_nexthop_packets_total', 'Frames forwarded through a next-hop list (routes with the same list share it; see vipr_route_info).',
-    () => router.tables.nextHops.packets);
+    (slot) => router.tables.nextHops.packetsOf(slot));
   nextHopMetric('vipr_nexthop_bytes_total', 'Bytes of the frames forwarded through a next-hop list (whole Ethernet frames, as the port counters).',
-    () => router.tables.nextHops.bytes);
+    (slot) => router.tables.nextHops.bytesOf(slot));
   new Gauge({
     name: 'vipr_route_info',
     help: 'One series per configured or runtime route: its next-hop list (via) and the next hop carrying it now (active).',

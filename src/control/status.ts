@@ -133,7 +133,7 @@ export class StatusView {
     const { counters, rib, tables } = this.context.router;
     const nextHops = new Map<number, number>();
     for (const route of rib.routes()) {
-      if (route.type === 'unicast' || route.type === 'connected') nextHops.set(route.nextHop, tables.nextHops.packets[route.nextHop]);
+      if (route.type === 'unicast' || route.type === 'connected') nextHops.set(route.nextHop, tables.nextHops.packetsOf(route.nextHop));
     }
     return { at: performance.now(), ports: counters.ports.slice(), drops: counters.drops.slice(), nextHops };
   }

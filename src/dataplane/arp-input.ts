@@ -49,15 +49,6 @@ export function arpInput(batch: FrameBatch, ports: PortTable, counters: Counters
 function senderProblem(ports: PortTable, sender: number): number {
   const first = sender >>> 24;
   if (first === 0 || first === 127 || first >= 224) return Drop.arpMartianSender;
-  for (let port = 0; port < ports.count; port++) {
-    for (const a of ports.addresses[port]) {
-      if (a.address === sender) return Drop.arpOwnAddress;
-      // Network and broadcast addresses of /30 and larger subnets (/31 and /32 have none, RFC 3021).
-      if (a.length > 30) continue;
-      const hostBits = ~(a.length === 0 ? 0 : (~0 << (32 - a.length))) >>> 0;
-      const network = (a.address & ~hostBits) >>> 0;
-      if (sender === network || sender === (network | hostBits) >>> 0) return Drop.arpMartianSender;
-    }
-  }
-  return -1;
+  const claimed = ports.claimedBy(sender);
+  return claimed === 1 ? Drop.arpOwnAddress : claimed === 2 ? Drop.arpMartianSender : -1;
 }

@@ -19,6 +19,8 @@
 // So: Σ rxPackets = Σ forwardedPackets + Σ drops + Σ punts + held, except for
 // frameTooLong, which the port counts without handing the frame to a batch.
 
+import { allocate, type Memory } from './memory.js';
+
 /** `{ name: index }` for a list of names, with each index's literal type. */
 type IndexOf<Names extends readonly string[]> = {
   readonly [K in keyof Names & `${number}` as Names[K]]: K extends `${infer N extends number}` ? N : never;
@@ -99,19 +101,79 @@ export const ARP_COUNTER_NAMES = ['requestsSent', 'requestsRateLimited'] as cons
 export const ArpCounter = indexOf(ARP_COUNTER_NAMES);
 export type ArpCounter = (typeof ArpCounter)[keyof typeof ArpCounter];
 
-export class Counters {
-  readonly drops = new Float64Array(DROP_NAMES.length);
-  readonly punts = new Float64Array(PUNT_NAMES.length);
-  readonly icmp = new Float64Array(ICMP_COUNTER_NAMES.length);
-  readonly fragmentation = new Float64Array(FRAGMENT_COUNTER_NAMES.length);
-  readonly arp = new Float64Array(ARP_COUNTER_NAMES.length);
-  readonly ports: Float64Array;
-  readonly portCount: number;
-  batches = 0;
+/** The counters' buffers, to attach a worker's view or read a worker's counts. */
+export interface CountersBuffers {
+  portCount: number;
+  buffer: ArrayBufferLike;
+}
 
-  constructor(portCount: number) {
+/** Next-hop slots a Counters counts (the next-hop table's capacity: 15-bit FIB leaves). */
+const NEXT_HOP_SLOTS = 0x8000;
+
+/**
+ * One thread's counters: the data plane's (each worker has its own, so no
+ * two threads ever write one counter) or the control plane's own (drops the
+ * resolver decides, ARP requests). Every array is a view of one buffer, shared
+ * when the counts are written on a worker and read on the main thread.
+ */
+export class Counters {
+  readonly drops: Float64Array;
+  readonly punts: Float64Array;
+  readonly icmp: Float64Array;
+  readonly fragmentation: Float64Array;
+  readonly arp: Float64Array;
+  readonly ports: Float64Array;
+  /** Frames ip4-rewrite made ready per next-hop slot, and their bytes (read through NextHopTable.packetsOf). */
+  readonly nextHopPackets: Float64Array;
+  readonly nextHopBytes: Float64Array;
+  /** Batches processed (one slot of its own, so it can be shared too). */
+  private readonly misc: Float64Array;
+  readonly portCount: number;
+  readonly buffer: ArrayBufferLike;
+
+  constructor(portCount: number, memory: Memory = 'local', buffer?: ArrayBufferLike) {
     this.portCount = portCount;
-    this.ports = new Float64Array(Math.max(1, portCount) * PORT_COUNTERS);
+    const sizes = [
+      DROP_NAMES.length, PUNT_NAMES.length, ICMP_COUNTER_NAMES.length, FRAGMENT_COUNTER_NAMES.length, ARP_COUNTER_NAMES.length,
+      Math.max(1, portCount) * PORT_COUNTERS, NEXT_HOP_SLOTS, NEXT_HOP_SLOTS, 1,
+    ];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.buffer = buffer ?? allocate(Float64Array, total, memory).buffer;
+    const views: Float64Array[] = [];
+    let at = 0;
+    for (const size of sizes) {
+      views.push(new Float64Array(this.buffer, at * 8, size));
+      at += size;
+    }
+    [this.drops, this.punts, this.icmp, this.fragmentation, this.arp, this.ports, this.nextHopPackets, this.nextHopBytes, this.misc] = views;
+  }
+
+  /** A view of counters another thread writes (or will write), over their buffer. */
+  static attach(buffers: CountersBuffers): Counters {
+    return new Counters(buffers.portCount, 'shared', buffers.buffer);
+  }
+
+  buffers(): CountersBuffers {
+    return { portCount: this.portCount, buffer: this.buffer };
+  }
+
+  get batches(): number {
+    return this.misc[0];
+  }
+
+  set batches(value: number) {
+    this.misc[0] = value;
+  }
+
+  /** Sets this to the sum of `parts` (the totals of several threads' counters; control plane). */
+  sumOf(parts: readonly Counters[]): this {
+    const all = new Float64Array(this.buffer);
+    all.fill(0);
+    for (const part of parts) {
+      const values = new Float64Array(part.buffer, 0, all.length);
+      for (let i = 0; i < all.length; i++) all[i] += values[i];
+    }
+    return this;
   }
 
   port(portIndex: number, counter: PortCounter): number {

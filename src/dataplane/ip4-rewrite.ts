@@ -1,10 +1,10 @@
 // ip4-rewrite: resolves the next hop's MAC and rewrites the frame in place.
 //
 // Uses:  batch.nextHop (next-hop index), batch.data; nextHops (kind, port,
-//        neighbor); neighbors (state, ready-made Ethernet header); ports.mtu
+//        neighbor); neighbors (state, port, ready-made Ethernet header); ports.mtu
 // Sets:  Ethernet destination and source, TTL - 1, header checksum (RFC 1624
 //        incremental update); batch.egress; batch.reason (icmpError); neighbors.used;
-//        nextHops.packets and .bytes
+//        counters.nextHopPackets and .nextHopBytes
 // Next:  tx         rewritten, send on batch.egress[i]
 //        hold       neighbour not resolved yet (or failed): the resolver decides
 //        icmpError  larger than the egress MTU with DF set (fragmentation needed)
@@ -64,8 +64,9 @@ export function ip4Rewrite(
   const words = batch.words;
   const used = neighbors.used;
   const mtus = ports.mtu;
-  const nextHopPackets = nextHops.packets;
-  const nextHopBytes = nextHops.bytes;
+  const nextHopPackets = counters.nextHopPackets;
+  const nextHopBytes = counters.nextHopBytes;
+  const kinds = nextHops.kind;
   for (let i = 0, n = batch.count; i < n; i++) {
     if (next[i] !== Next.ip4Rewrite) continue;
     const off = i * SLOT_SIZE;
@@ -80,7 +81,8 @@ export function ip4Rewrite(
       next[i] = Next.hold;
       continue;
     }
-    const port = nextHops.port[nextHop];
+    // A gateway's egress is its neighbour entry's port: a failover rewrites only the slot's neighbour.
+    const port = kinds[nextHop] === NextHopKind.gateway ? neighbors.port[entry] : nextHops.port[nextHop];
     batch.egress[i] = port; // also for the ICMP error, which quotes this port's MTU
     if (batch.length[i] - ETHER_HEADER_LENGTH > mtus[port]) {
       if ((data[off + IP_FLAGS_FRAGMENT] & (IP_FLAG_DF >> 8)) !== 0) {

@@ -40,6 +40,7 @@ export class Router {
     this.ports = new PortTable(descriptions);
     this.counters = new Counters(descriptions.length);
     const nextHops = new NextHopTable();
+    nextHops.sources = [this.counters];
     this.batch = new FrameBatch(config.dataplane.batchSize);
     const icmp = new IcmpErrorSender(this.ports, txPorts, this.counters, config.icmp, clock);
     // One fragmenter for the batch's fragment exit and for held frames.

@@ -324,14 +324,14 @@ describe('neighbours', () => {
     r.receive(UP0, ...frames);
     const { nextHops } = r.router.tables;
     const slot = r.router.rib.route(parsePrefix('192.168.1.32/27'))!.nextHop;
-    expect(nextHops.packets[slot]).toBe(0);
+    expect(nextHops.packetsOf(slot)).toBe(0);
     r.receive(LAN0, arpFrame({
       operation: 'reply', dstMac: MAC.lan0, srcMac: MAC.web1, senderMac: MAC.web1, senderAddress: '192.168.1.2',
       targetMac: MAC.lan0, targetAddress: '192.168.1.1',
     }));
     expect(r.lan0.take()).toHaveLength(3);
-    expect(nextHops.packets[slot]).toBe(3);
-    expect(nextHops.bytes[slot]).toBe(frames.reduce((sum, f) => sum + f.length, 0));
+    expect(nextHops.packetsOf(slot)).toBe(3);
+    expect(nextHops.bytesOf(slot)).toBe(frames.reduce((sum, f) => sum + f.length, 0));
     expect(r.router.counters.port(LAN0, PortCounter.forwardedPackets)).toBe(3);
     expect(r.router.counters.port(UP0, PortCounter.rxPackets)).toBe(3); // received once, not again when they came back
   });

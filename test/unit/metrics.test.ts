@@ -153,7 +153,7 @@ describe('metrics: what the data plane counted, scraped over HTTP', () => {
     const bytes = (via: string) => value(after, 'vipr_nexthop_bytes_total', { via }) - value(before, 'vipr_nexthop_bytes_total', { via });
     expect(bytes('192.168.1.2')).toBe(10 * TRAFFIC[0].frame.length);
     expect(bytes('192.168.1.3')).toBe(3 * TRAFFIC[1].frame.length);
-    expect(value(after, 'vipr_nexthop_bytes_total', { via: '192.168.1.2' })).toBe(article.router.tables.nextHops.bytes[article.router.tables.fib.lookup(0xc0a80121)]);
+    expect(value(after, 'vipr_nexthop_bytes_total', { via: '192.168.1.2' })).toBe(article.router.tables.nextHops.bytesOf(article.router.tables.fib.lookup(0xc0a80121)));
     expect(value(after, 'vipr_port_received_packets_total', { port: 'up0' }) - value(before, 'vipr_port_received_packets_total', { port: 'up0' }))
       .toBe(TRAFFIC.reduce((sum, t) => sum + t.count, 0));
   });

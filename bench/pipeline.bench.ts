@@ -24,7 +24,7 @@ export interface PipelineResult {
 }
 
 function setup(dsts: string[]) {
-  const r = articleRouter({ dataplane: { batchSize: BATCH } }, { keepSent: false });
+  const r = articleRouter({ dataplane: { batchSize: BATCH, workers: 0 } }, { keepSent: false });
   r.resolveAll();
   const batch = r.router.batch;
   // 64-byte frames: 14 Ethernet + 20 IP + 8 UDP + 18 data = 60, plus 4 FCS on the wire.

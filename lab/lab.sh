@@ -170,7 +170,8 @@ do_up() {
   # The daemon's config for this lab: the article's network (lab/vipr.yaml) with
   # its control socket and state file inside the lab's run directory, so labs
   # with different prefixes never share them.
-  { cat "$SCRIPT_DIR/vipr.yaml"
+  # VIPR_LAB_WORKERS=N runs the lab's daemon with N data-plane workers (the test suite runs once more with 2).
+  { sed "s/^  workers: 1\$/  workers: ${VIPR_LAB_WORKERS:-1}/" "$SCRIPT_DIR/vipr.yaml"
     printf '\n# Added by lab.sh for lab %s\ncontrol: { socket: %s/vipr.sock }\nstate: { file: %s/state.json }\n' "$PREFIX" "$rd" "$rd"
   } > "$rd/vipr.yaml" || fail "cannot write $rd/vipr.yaml"
 

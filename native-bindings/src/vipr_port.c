@@ -62,6 +62,7 @@ enum {
   C_KERNEL_DROPS,           // PACKET_STATISTICS tp_drops: the ring was full
   C_KERNEL_FREEZES,         // TPACKET_V3 tp_freeze_q_cnt
   C_SOCKET_ERRORS,          // errors reported on the socket (ENETDOWN when the link goes down), cleared
+  C_RX_OUTGOING,            // frames this box sent (another socket of a fanout group's): skipped, never vipr's input
   C_COUNT
 };
 
@@ -70,6 +71,8 @@ enum {
 #define TX_CHUNK 256
 
 enum { POLL_NONE = 0, POLL_ACTIVE, POLL_CLOSING, POLL_CLOSED };
+/** linux/if_packet.h's PACKET_FANOUT_FLAG_IGNORE_OUTGOING, which older headers lack. */
+#define VIPR_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
 enum { TX_SENDMMSG = 0, TX_RING = 1 };
 
 typedef struct vipr_port {
@@ -350,8 +353,14 @@ typedef struct {
 
 // Copies one ring frame into the next slot; false when it was skipped (too long).
 static bool rx_copy(vipr_port *p, rx_target *t, const uint8_t *frame, uint32_t snaplen, uint32_t len,
-                    uint32_t status, uint16_t vlan_tci, uint16_t vlan_tpid) {
+                    uint32_t status, uint16_t vlan_tci, uint16_t vlan_tpid, const struct sockaddr_ll *from) {
   double *c = p->counters;
+  // PACKET_IGNORE_OUTGOING keeps a lone socket's own sends out, but a fanout group hands its members every
+  // frame the box sends unless the kernel knows PACKET_FANOUT_FLAG_IGNORE_OUTGOING: never take one as input.
+  if (__builtin_expect(from->sll_pkttype == PACKET_OUTGOING, 0)) {
+    c[C_RX_OUTGOING]++;
+    return false;
+  }
   bool vlan = (status & TP_STATUS_VLAN_VALID) != 0;
   uint32_t wire_len = len + (vlan ? 4 : 0);
   if (__builtin_expect(snaplen < len || wire_len > t->slot_size || len < ETH_HLEN, 0)) {
@@ -390,7 +399,8 @@ static uint32_t rx_v2(vipr_port *p, rx_target *t, uint32_t max) {
     struct tpacket2_hdr *h = (struct tpacket2_hdr *)(p->rx_ring + (size_t)p->rx_head * p->rx_frame_size);
     uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (!(status & TP_STATUS_USER)) break;
-    if (rx_copy(p, t, (uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len, status, h->tp_vlan_tci, h->tp_vlan_tpid)) {
+    const struct sockaddr_ll *from = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    if (rx_copy(p, t, (uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len, status, h->tp_vlan_tci, h->tp_vlan_tpid, from)) {
       got++;
     }
     __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
@@ -411,8 +421,9 @@ static uint32_t rx_v3(vipr_port *p, rx_target *t, uint32_t max) {
     }
     while (p->v3_left > 0 && got < max) {
       struct tpacket3_hdr *h = (struct tpacket3_hdr *)p->v3_packet;
+      const struct sockaddr_ll *from = (const struct sockaddr_ll *)((uint8_t *)h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
       if (rx_copy(p, t, (uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len, h->tp_status, h->hv1.tp_vlan_tci,
-                  h->hv1.tp_vlan_tpid)) {
+                  h->hv1.tp_vlan_tpid, from)) {
         got++;
       }
       p->v3_packet += h->tp_next_offset;
@@ -615,7 +626,7 @@ static napi_value vipr_port_open(napi_env env, napi_callback_info info) {
   double *counters;
   size_t counters_len;
   if (!get_array(env, argv[2], napi_float64_array, (void **)&counters, &counters_len, "counters")) return NULL;
-  if (counters_len < C_COUNT) return throw_range(env, "vipr-native: counters must hold at least 15 entries");
+  if (counters_len < C_COUNT) return throw_range(env, "vipr-native: counters must hold at least C_COUNT entries (see COUNTERS)");
 
   // Options and their defaults (see ring-port.ts for the reasoning).
   char rx_ring[8], tx[16], fanout_mode[16], netns[256];
@@ -828,8 +839,12 @@ static napi_value vipr_port_open(napi_env env, napi_callback_info info) {
   if (bind(p->fd, (struct sockaddr *)&sll, sizeof sll) < 0) FAIL("bind(AF_PACKET)");
 
   if (has_fanout) {
-    int arg = (int)(fanout_id | ((uint32_t)fanout_type << 16));
-    if (setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) FAIL("setsockopt(PACKET_FANOUT)");
+    // Ask the group to leave the box's own sends out (kernels since 5.x know the flag); rx_copy skips them anyway.
+    int arg = (int)(fanout_id | ((uint32_t)(fanout_type | VIPR_FANOUT_FLAG_IGNORE_OUTGOING) << 16));
+    if (setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) {
+      arg = (int)(fanout_id | ((uint32_t)fanout_type << 16));
+      if (setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) FAIL("setsockopt(PACKET_FANOUT)");
+    }
   }
 #undef FAIL
 

@@ -320,10 +320,22 @@ export const configSchema = strictMapping({
   }).prefault({}),
   dataplane: strictMapping({
     batchSize: integer(1, 4_096).default(256),
-    // Pin the data plane thread (the daemon's main thread) to this CPU; the
+    // Data-plane threads: each owns its share of the ports' receive queues
+    // (PACKET_FANOUT by flow hash) and forwards on its own; 0 runs the data
+    // plane on the main thread beside the control plane (as before 2026-12).
+    workers: integer(0, 64).default(1),
+    // Pin the data-plane threads: one CPU, or one per worker in order; the
     // health-check thread and Node's helper threads run on the others.
-    cpu: integer(0, 1_023).optional(),
-  }).prefault({}),
+    cpu: z.union([integer(0, 1_023), z.array(integer(0, 1_023)).min(1)], {
+      error: (issue: RawIssue) => (issue.input === undefined ? undefined : `expected a CPU number or a list of them, got ${describeValue(issue.input)}`),
+    }).optional(),
+  }).prefault({}).superRefine((dataplane, ctx) => {
+    const cpus = dataplane.cpu === undefined ? [] : Array.isArray(dataplane.cpu) ? dataplane.cpu : [dataplane.cpu];
+    if (cpus.length > Math.max(1, dataplane.workers)) {
+      ctx.addIssue({ code: 'custom', path: ['cpu'], message: `${cpus.length} CPUs for ${dataplane.workers} worker(s): give at most one per worker` });
+    }
+    if (new Set(cpus).size !== cpus.length) ctx.addIssue({ code: 'custom', path: ['cpu'], message: 'a CPU is listed twice: each worker needs its own' });
+  }),
   control: strictMapping({
     socket: absolutePath.default('/run/vipr/vipr.sock'),
     // Octal, as chmod takes it: owner and group may talk to the router, nobody else.

@@ -102,8 +102,10 @@ export interface IcmpConfig {
 
 export interface DataplaneConfig {
   batchSize: number;
-  /** The CPU the data plane thread is pinned to; unset: not pinned. */
-  cpu?: number;
+  /** Data-plane worker threads; 0: the data plane runs on the main thread. */
+  workers: number;
+  /** The CPU(s) the data-plane thread(s) are pinned to, one per worker in order; unset: not pinned. */
+  cpu?: number | number[];
 }
 
 export interface ControlConfig {

@@ -54,6 +54,8 @@ export interface MetricsContext {
   log: Logger;
   /** The port backends' own counters by port (as in ControlContext). */
   portStats?(): Record<string, Record<string, number>>;
+  /** Brings the port backends' counters up to date (with workers: each folds its sockets' kernel counts in); before a scrape. */
+  refreshPortStats?(): Promise<void>;
 }
 
 /** How a route's next-hop list is labelled: `web1,web2` (names where the route named servers). */
@@ -69,7 +71,8 @@ export function viaLabel(route: RibRoute): string {
 export function registerMetrics(registry: Registry, context: MetricsContext): () => void {
   const { router, monitor, commands } = context;
   const registers = [registry];
-  const counters = router.counters;
+  // Every thread's counts added up, read at scrape time.
+  const counters = () => router.totals();
   const portNames = router.ports.names;
 
   // --- data plane: mirrors of the typed-array counters, read at scrape time ---
@@ -80,7 +83,7 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
       collect() {
         this.reset();
         const stride = PORT_COUNTER_NAMES.length;
-        portNames.forEach((port, p) => this.inc({ port }, counters.ports[p * stride + counter]));
+        portNames.forEach((port, p) => this.inc({ port }, counters().ports[p * stride + counter]));
       },
     });
   portMetric('vipr_port_received_packets_total', 'Frames the data plane received on the port.', PORT_COUNTER_NAMES.indexOf('rxPackets'));
@@ -107,14 +110,14 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
         names.forEach((value, i) => this.inc({ [label]: value }, array[i]));
       },
     });
-  namedMetric('vipr_drops_total', 'Frames not forwarded, by reason (as in `vipr ctl stats`).', 'reason', DROP_NAMES, () => counters.drops);
-  namedMetric('vipr_punts_total', 'Frames left to the kernel, by kind (not drops: the kernel has its own copy).', 'kind', PUNT_NAMES, () => counters.punts);
+  namedMetric('vipr_drops_total', 'Frames not forwarded, by reason (as in `vipr ctl stats`).', 'reason', DROP_NAMES, () => counters().drops);
+  namedMetric('vipr_punts_total', 'Frames left to the kernel, by kind (not drops: the kernel has its own copy).', 'kind', PUNT_NAMES, () => counters().punts);
   namedMetric('vipr_icmp_errors_sent_total', 'ICMP errors vipr sent, by type.', 'type', ICMP_SENT_NAMES, () =>
-    Float64Array.from(ICMP_SENT_NAMES, (name) => counters.icmp[ICMP_COUNTER_NAMES.indexOf(name)]));
+    Float64Array.from(ICMP_SENT_NAMES, (name) => counters().icmp[ICMP_COUNTER_NAMES.indexOf(name)]));
   namedMetric('vipr_fragmentation_total', 'Packets too big for their egress MTU (DF clear) sent as fragments, and the fragments made.', 'counter',
-    FRAGMENT_COUNTER_NAMES, () => counters.fragmentation);
+    FRAGMENT_COUNTER_NAMES, () => counters().fragmentation);
   namedMetric('vipr_arp_requests_total', 'ARP requests vipr sent, and those the per-port limit held back (neighbors.requestsPerSecond).', 'counter',
-    ARP_COUNTER_NAMES, () => counters.arp);
+    ARP_COUNTER_NAMES, () => counters().arp);
   if (context.portStats) {
     const portStats = context.portStats;
     new Counter({
@@ -133,7 +136,7 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
     name: 'vipr_icmp_errors_rate_limited_total', help: 'ICMP errors not sent because of the rate limit (icmp.ratePerSecond).', registers,
     collect() {
       this.reset();
-      this.inc(counters.icmp[IcmpCounter.rateLimited]);
+      this.inc(counters().icmp[IcmpCounter.rateLimited]);
     },
   });
   new Counter({
@@ -141,14 +144,14 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
     help: 'ICMP errors not sent because the host they were for had used up its own bucket (icmp.perDestination).', registers,
     collect() {
       this.reset();
-      this.inc(counters.icmp[IcmpCounter.rateLimitedPerDestination]);
+      this.inc(counters().icmp[IcmpCounter.rateLimitedPerDestination]);
     },
   });
   new Counter({
     name: 'vipr_batches_total', help: 'Batches the data plane processed.', registers,
     collect() {
       this.reset();
-      this.inc(counters.batches);
+      this.inc(counters().batches);
     },
   });
 
@@ -357,6 +360,7 @@ export class MetricsServer {
       return;
     }
     try {
+      await this.context.refreshPortStats?.();
       const text = await this.registry.metrics();
       response.writeHead(200, { 'Content-Type': this.registry.contentType });
       response.end(request.method === 'HEAD' ? undefined : text);

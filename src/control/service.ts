@@ -36,6 +36,8 @@ export interface ControlContext {
   startedAt: number;
   /** The port backends' own counters by port (the ring addon's: kernel ring drops, transmit failures, ...). */
   portStats?(): Record<string, Record<string, number>>;
+  /** Brings them up to date first (with data-plane workers, each reads its sockets' kernel counts). */
+  refreshPortStats?(): Promise<void>;
 }
 
 /** Changes logged one line each; a bigger transaction (a table loaded at once) gets one summary line, each change at debug. */
@@ -110,7 +112,9 @@ export class ControlService {
         void running.end('stopped');
         return textReply([`stopping the trace to ${running.file} (${running.traced} frames so far); its own connection gets the summary`], { file: running.file, frames: running.traced });
       }
-      case 'stats': return this.stats();
+      case 'stats':
+        await this.context.refreshPortStats?.();
+        return this.stats();
       case 'status': return (this.statusView ??= new StatusView(this.context)).reply();
       case 'begin':
         if (session.transaction) throw new ControlError('ETRANSACTION', 'a transaction is already open; `commit` or `abort` it first');
@@ -186,7 +190,7 @@ export class ControlService {
     const { router } = this.context;
     const serverNames = new Map(this.context.servers().map((s) => [s.address, s.name] as const));
     const running = await TraceSession.start(
-      { dataplane: router.dataplane, ports: router.ports, nextHops: router.tables.nextHops, batchCapacity: router.batch.capacity, serverNames },
+      { tap: router.trace, ports: router.ports, nextHops: router.tables.nextHops, serverNames },
       options, traceDirectory(this.context.store.file), session.closed,
     );
     this.tracing = running;
@@ -354,7 +358,7 @@ export class ControlService {
 
   private stats(): Reply {
     const { router } = this.context;
-    const counters = router.counters.snapshot(router.ports.names);
+    const counters = router.totals().snapshot(router.ports.names);
     const fib = router.tables.fib;
     const result = {
       uptimeSeconds: Math.round((Date.now() - this.context.startedAt) / 1000),

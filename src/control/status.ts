@@ -130,7 +130,8 @@ export class StatusView {
   }
 
   private take(): Sample {
-    const { counters, rib, tables } = this.context.router;
+    const { rib, tables } = this.context.router;
+    const counters = this.context.router.totals();
     const nextHops = new Map<number, number>();
     for (const route of rib.routes()) {
       if (route.type === 'unicast' || route.type === 'connected') nextHops.set(route.nextHop, tables.nextHops.packetsOf(route.nextHop));

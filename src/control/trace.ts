@@ -25,9 +25,8 @@ import { performance } from 'node:perf_hooks';
 import type { FrameBatch } from '../dataplane/batch.js';
 import { SLOT_SIZE } from '../dataplane/batch.js';
 import { Drop, DROP_NAMES, PUNT_NAMES } from '../dataplane/counters.js';
-import type { Dataplane } from '../dataplane/dataplane.js';
 import type { PortTable } from '../dataplane/ports.js';
-import { DROP_ANY, PacketTracer, TraceVerdict, type TraceFilter, type TraceSink } from '../dataplane/trace.js';
+import { DROP_ANY, TraceVerdict, type TraceFilter, type TraceSink, type TraceTap } from '../dataplane/trace.js';
 import { NextHopKind, type NextHopTable } from '../dataplane/fib/nexthop.js';
 import { IP_DST, IP_TTL } from '../packet/layout.js';
 import { formatAddress, formatPrefix, type Prefix } from '../util/ipv4.js';
@@ -267,10 +266,10 @@ export class PcapngWriter {
 // ---- a running trace -------------------------------------------------------
 
 export interface TraceTarget {
-  dataplane: Dataplane;
+  /** Where traced frames come from: the data plane, inline or on worker threads. */
+  tap: TraceTap;
   ports: PortTable;
   nextHops: NextHopTable;
-  batchCapacity: number;
   /** Server names by address, for the comments. */
   serverNames: ReadonlyMap<number, string>;
 }
@@ -281,7 +280,7 @@ const ICMP_NAMES = ['time exceeded', 'net unreachable', 'host unreachable', 'fra
 export class TraceSession implements TraceSink {
   readonly done: Promise<TraceSummary>;
   private resolveDone!: (summary: TraceSummary) => void;
-  private readonly tracer: PacketTracer;
+  private readonly filter: TraceFilter;
   private timer: NodeJS.Timeout | undefined;
   private ending = false;
   private frames = 0;
@@ -291,25 +290,25 @@ export class TraceSession implements TraceSink {
 
   private constructor(private readonly target: TraceTarget, private readonly writer: PcapngWriter, filter: TraceFilter, readonly description: string) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.tracer = new PacketTracer(target.batchCapacity, filter, this);
+    this.filter = filter;
   }
 
   /** Checks the request, creates the file and starts tracing. Throws ControlError with nothing started. */
   static async start(target: TraceTarget, options: TraceOptions, directory: string, signal?: AbortSignal): Promise<TraceSession> {
-    if (target.dataplane.tracer !== null) throw new ControlError('ETRACEBUSY', 'a trace is already running; `trace stop` ends it');
+    if (target.tap.tracing) throw new ControlError('ETRACEBUSY', 'a trace is already running; `trace stop` ends it');
     const filter = traceFilter(options, target.ports);
     const path = resolveTraceFile(options.file, directory);
     await mkdir(directory, { recursive: true, mode: 0o750 });
     let session: TraceSession | undefined;
     const writer = await PcapngWriter.create(path, target.ports.names, (error) => session?.fail(error));
     session = new TraceSession(target, writer, filter, describeFilter(options, filter.limit));
-    if (target.dataplane.tracer !== null) {
+    if (target.tap.tracing) {
       // Another trace started while the file was being created.
       await writer.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
       throw new ControlError('ETRACEBUSY', 'a trace is already running; `trace stop` ends it');
     }
-    target.dataplane.tracer = session.tracer; // from the next batch on
+    target.tap.start(session.filter, session); // from the next batch on
     if (options.seconds !== undefined) session.timer = setTimeout(() => void session!.end('seconds'), options.seconds * 1000);
     if (signal) {
       if (signal.aborted) void session.end('disconnected');
@@ -331,7 +330,7 @@ export class TraceSession implements TraceSink {
   async end(why: TraceEnd): Promise<TraceSummary> {
     if (this.ending) return this.done;
     this.ending = true;
-    if (this.target.dataplane.tracer === this.tracer) this.target.dataplane.tracer = null;
+    this.target.tap.stop();
     clearTimeout(this.timer);
     let ended: TraceEnd = why;
     try {
@@ -358,7 +357,8 @@ export class TraceSession implements TraceSink {
     batch: FrameBatch, slot: number, received: Buffer, receivedOffset: number, receivedLength: number,
     verdict: TraceVerdict, reason: number, icmp: number,
   ): void {
-    if (this.ending) return;
+    // With several data-plane threads each traces up to the limit: the session keeps only the first `limit`.
+    if (this.ending || this.frames >= this.filter.limit) return;
     if (!this.writer.hasRoom) {
       this.missed++;
       return;

@@ -4,7 +4,8 @@
 import type { Config } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
-import { Router } from '../router/router.js';
+import { batchSink, makePorts } from '../router/port-host.js';
+import { Router, type DataplaneMode } from '../router/router.js';
 import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
 import { ConfigError } from '../config/errors.js';
 import { interfaceAddressProblem } from '../config/interfaces.js';
@@ -20,18 +21,26 @@ import { Failover } from '../health/failover.js';
 import { describeCheck, HealthMonitor } from '../health/monitor.js';
 import { ProbeThread } from '../health/probe-thread.js';
 import type { Port, RxSink } from '../io/port.js';
-import { PcapPort } from '../io/pcap-port.js';
-import { RingPort } from '../io/ring-port.js';
+import { RING_COUNTER_NAMES } from '../io/ring-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  pinDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
+  placeDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
   restoreKernelTransit, SystemError,
 } from './system.js';
 import { describeLink, InterfaceWatcher, linkUp, readInterfaces, type InterfaceState } from './interfaces.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
+}
+
+/**
+ * Data-plane worker threads for this config: dataplane.workers, except with
+ * io: pcap, whose binding (cap) is not safe on a worker thread (it calls back
+ * into the main thread's event loop): then the data plane runs inline.
+ */
+export function dataplaneWorkers(config: Config): number {
+  return config.io === 'pcap' ? 0 : config.dataplane.workers;
 }
 
 export class Daemon {
@@ -47,7 +56,6 @@ export class Daemon {
   private readonly icmp = new IcmpPinger();
   /** TCP and HTTP checks run in a worker thread, off the data plane's event loop. */
   private readonly probes: ProbeThread;
-  private scheduled = false;
   private stopped = false;
   /** Follows the kernel's changes to the ports (addresses, link, MTU, MAC) while running. */
   private readonly watcher: InterfaceWatcher;
@@ -79,11 +87,10 @@ export class Daemon {
         else if (hello.cpus) log.info({ cpus: hello.cpus }, `health-check thread on CPU ${hello.cpus.join(',')}`);
       },
     });
-    const ring = config.ring;
-    this.ports = descriptions.map((d, index) =>
-      config.io === 'ring'
-        ? new RingPort(d.name, index, { rxRing: ring.rxRing, tx: ring.tx, qdiscBypass: ring.qdiscBypass, busyPoll: ring.busyPoll })
-        : new PcapPort(d.name, index));
+    const names = descriptions.map((d) => d.name);
+    // Inline, the ports are opened here; with workers, each worker opens its own (src/router/dataplane-worker.ts).
+    const workers = dataplaneWorkers(config);
+    this.ports = workers === 0 ? makePorts(names, { io: config.io, ring: config.ring }) : [];
     const events = {
       onChange: (address: number, port: number, state: string, mac: string) =>
         log.info(
@@ -91,7 +98,16 @@ export class Daemon {
           `neighbor ${formatAddress(address)} ${state}${mac ? ` at ${mac}` : ''}`,
         ),
     };
-    this.router = new Router(descriptions, this.ports, config, events, runtime);
+    const mode: DataplaneMode = workers === 0
+      ? { kind: 'inline', txPorts: this.ports }
+      : {
+        kind: 'threads',
+        options: {
+          workers, io: config.io, ring: config.ring, batchSize: config.dataplane.batchSize, icmp: config.icmp,
+          cpus: placement?.cpus, log: (level: 'info' | 'warn' | 'error', message: string) => log[level](message),
+        },
+      };
+    this.router = new Router(descriptions, mode, config, events, runtime);
     this.events = new EventBus(log, notifyOf(config));
     this.monitor = new HealthMonitor(config.health, { arp: this.router.resolver, icmp: this.icmp, remote: this.probes });
     this.monitor.configure(config.servers);
@@ -119,9 +135,15 @@ export class Daemon {
     const descriptions = config.interfaces.map((i, p) => describePort(i.name, kernelPorts[p], i.mtu));
     await Daemon.checkAddresses(config, configPath, descriptions);
 
-    const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
+    const cpus = config.dataplane.cpu === undefined ? [] : ([] as number[]).concat(config.dataplane.cpu);
+    const inline = dataplaneWorkers(config) === 0;
+    if (inline && config.dataplane.workers > 0) {
+      log.info(`io: ${config.io} runs the data plane on the main thread (libpcap's binding cannot run on a worker thread); dataplane.workers is ignored`);
+    }
+    const placement = cpus.length === 0 ? undefined : placeDataPlane(cpus, inline);
     if (placement) {
-      log.info({ cpu: placement.cpu, others: placement.others }, `data plane thread pinned to CPU ${placement.cpu}` +
+      const where = inline ? `data plane thread pinned to CPU ${cpus[0]}` : `data-plane worker(s) on CPU ${cpus.join(',')}`;
+      log.info({ cpus: placement.cpus, others: placement.others }, where +
         (placement.others.length > 0 ? `; health checks run on CPU ${placement.others.join(',')}` : ' (the only CPU vipr may use: health checks share it)'));
     }
     if (config.offloads === 'disable') {
@@ -208,7 +230,7 @@ export class Daemon {
     }
     await daemon.startControl();
     await daemon.startMetrics();
-    daemon.open();
+    await daemon.open();
     log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
     return daemon;
   }
@@ -247,6 +269,7 @@ export class Daemon {
       reload: () => this.reload(),
       startedAt: this.startedAt,
       portStats: this.portStats,
+      refreshPortStats: async () => this.router.threads?.refreshBackendStats(),
     });
     this.control = new ControlServer(this.config.control, service, this.log);
     await this.control.start();
@@ -260,6 +283,7 @@ export class Daemon {
     const metrics = new MetricsServer(config.listen, {
       router: this.router, monitor: this.monitor, events: this.events, commands: this.service.commands, log: this.log,
       portStats: this.portStats,
+      refreshPortStats: async () => this.router.threads?.refreshBackendStats(),
     });
     try {
       await metrics.start();
@@ -298,22 +322,17 @@ export class Daemon {
     return summary;
   }
 
-  private open(): void {
-    const sink: RxSink = {
-      batch: this.router.batch,
-      pending: () => {
-        if (this.scheduled) return;
-        this.scheduled = true;
-        setImmediate(this.flush);
-      },
-      full: () => this.router.process(),
-      tooLong: () => {
-        this.router.counters.drops[Drop.frameTooLong]++;
-      },
-    };
-    this.sink = sink;
+  private async open(): Promise<void> {
     this.router.resolver.start();
-    for (const port of this.ports) port.open(sink);
+    const threads = this.router.threads;
+    if (threads) {
+      await threads.start(); // each worker opens its own sockets on every port
+      this.log.info({ workers: threads.workers }, `data plane on ${threads.workers} worker thread(s)`);
+    } else {
+      const sink = batchSink(this.router.batch, () => this.router.process(), () => this.router.counters.drops[Drop.frameTooLong]++);
+      this.sink = sink;
+      for (const port of this.ports) port.open(sink);
+    }
     this.router.resolver.kick(); // gateways pinned before the ports opened asked into the void
     this.watcher.start(); // and reads the ports once more: what changed since start() read them counts
     this.monitor.start();
@@ -374,7 +393,7 @@ export class Daemon {
         const how = up ? 'forwarding on it again' : 'routes through it move to other next hops or are withdrawn';
         (now === undefined ? this.log.error : up ? this.log.info : this.log.warn).call(this.log, { interface: name, link }, `port ${name}: link ${link} (${how})`);
       }
-      if (now !== undefined && before !== undefined && now.ifindex !== before.ifindex && this.sink) {
+      if (now !== undefined && before !== undefined && now.ifindex !== before.ifindex) {
         this.reopen(p, before.ifindex, now.ifindex);
       }
     });
@@ -399,13 +418,17 @@ export class Daemon {
 
   /** The port's interface was deleted and made again: its socket (and the transit rule's hook) belong to the old one. */
   private reopen(p: number, oldIndex: number, newIndex: number): void {
-    const port = this.ports[p];
-    this.log.warn({ interface: port.name, oldIndex, newIndex }, `port ${port.name}: the interface was made again (ifindex ${oldIndex} -> ${newIndex}); reopening it`);
-    try {
-      port.close();
-      port.open(this.sink!);
-    } catch (error) {
-      this.log.error({ err: error }, `port ${port.name}: cannot reopen: ${(error as Error).message}`);
+    const name = this.router.ports.names[p];
+    this.log.warn({ interface: name, oldIndex, newIndex }, `port ${name}: the interface was made again (ifindex ${oldIndex} -> ${newIndex}); reopening it`);
+    if (this.router.threads) {
+      this.router.threads.reopen(p);
+    } else {
+      try {
+        this.ports[p].close();
+        this.ports[p].open(this.sink!);
+      } catch (error) {
+        this.log.error({ err: error }, `port ${name}: cannot reopen: ${(error as Error).message}`);
+      }
     }
     if (this.config.kernelTransit === 'drop') {
       dropKernelTransit(this.config.interfaces.map((i) => i.name)).catch((error: Error) => this.log.error(error.message));
@@ -413,12 +436,14 @@ export class Daemon {
   }
 
   /** Each port backend's own counters (the ring's kernel drops and transmit failures); pcap has none. */
-  private readonly portStats = (): Record<string, Record<string, number>> =>
-    Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
-
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    this.router.process();
+  private readonly portStats = (): Record<string, Record<string, number>> => {
+    const threads = this.router.threads;
+    if (!threads) return Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
+    if (this.config.io !== 'ring') return Object.fromEntries(this.router.ports.names.map((name) => [name, {}]));
+    return Object.fromEntries(this.router.ports.names.map((name, p) => {
+      const counts = threads.backendCounters(p);
+      return [name, Object.fromEntries(RING_COUNTER_NAMES.map((counter, i) => [counter, counts[i]]))];
+    }));
   };
 
   async stop(): Promise<void> {
@@ -430,10 +455,11 @@ export class Daemon {
     this.icmp.close();
     await this.probes.close();
     this.router.resolver.stop();
+    await this.router.threads?.stop();
     for (const port of this.ports) port.close();
     if (this.config.kernelTransit === 'drop') await restoreKernelTransit();
     await this.control?.stop();
     await this.metrics?.stop();
-    this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend: this.portStats() }, 'stopped');
+    this.log.info({ counters: this.router.totals().snapshot(this.router.ports.names), backend: this.portStats() }, 'stopped');
   }
 }

@@ -114,23 +114,25 @@ function nft(ruleset: string, what: string): Promise<void> {
 
 /** Where the daemon's threads run when `dataplane.cpu` is set. */
 export interface Placement {
-  /** The data plane thread's CPU. */
-  cpu: number;
-  /** The CPUs vipr may use besides it: the health-check thread goes there. */
+  /** The data-plane thread(s)' CPUs, in worker order. */
+  cpus: number[];
+  /** The CPUs vipr may use besides them: the health-check thread goes there. */
   others: number[];
 }
 
 /**
- * Pins the calling thread, the data plane's, to `cpu` (sched_setaffinity of
- * this thread only). Refuses a CPU outside the set the daemon was started with
- * (taskset, a systemd CPUAffinity=, a cpuset), naming the ones it may use.
+ * Where the data plane runs: checks `cpus` against the set the daemon was
+ * started with (taskset, a systemd CPUAffinity=, a cpuset), naming the ones
+ * it may use, and with `pinThisThread` (data plane on the main thread) pins
+ * the calling thread, and only it (sched_setaffinity(0, ...)), to the first.
+ * Workers pin themselves (src/router/dataplane-worker.ts).
  */
-export function pinDataPlane(cpu: number): Placement {
+export function placeDataPlane(cpus: number[], pinThisThread: boolean): Placement {
   const native = loadNative();
   const allowed = native.getThreadAffinity();
-  if (!allowed.includes(cpu)) {
-    throw new SystemError(`dataplane.cpu: CPU ${cpu} is not one vipr may run on (allowed: ${allowed.join(',')})`);
+  for (const cpu of cpus) {
+    if (!allowed.includes(cpu)) throw new SystemError(`dataplane.cpu: CPU ${cpu} is not one vipr may run on (allowed: ${allowed.join(',')})`);
   }
-  native.setThreadAffinity([cpu]);
-  return { cpu, others: allowed.filter((c) => c !== cpu) };
+  if (pinThisThread) native.setThreadAffinity([cpus[0]]);
+  return { cpus, others: allowed.filter((c) => !cpus.includes(c)) };
 }

@@ -3,21 +3,23 @@
 // lookup allocates nothing, so the data plane and its slow paths can use it
 // per packet. Shared by the neighbour table and the ICMP per-destination limiter.
 
+import { allocate, type Memory } from './memory.js';
+
 export class AddressIndex {
   /**
    * Linear probing; a slot holds entry + 1, 0 = empty. At least twice the
    * capacity, rounded up to a power of two, keeps the load factor at or under
    * 0.5, where linear probing averages under 1.5 probes per hit.
    */
-  private readonly slots: Int32Array;
+  readonly slots: Int32Array;
   private readonly mask: number;
   /** Fibonacci hashing keeps the product's top bits: they depend on every bit of the address. */
   private readonly shift: number;
 
-  constructor(private readonly keys: Uint32Array, capacity: number) {
+  constructor(private readonly keys: Uint32Array, capacity: number, memory: Memory = 'local', slots?: ArrayBufferLike) {
     let bits = 1;
     while (1 << bits < capacity * 2) bits++;
-    this.slots = new Int32Array(1 << bits);
+    this.slots = slots ? new Int32Array(slots) : allocate(Int32Array, 1 << bits, memory);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
   }

@@ -18,7 +18,8 @@
 // The FIB is read once per batch, so a table swapped in between two batches
 // takes effect whole: no frame sees half a change.
 
-import type { LpmTable } from './fib/lpm.js';
+import type { FibView, LpmTable } from './fib/lpm.js';
+import type { Memory } from './memory.js';
 import type { NextHopTable } from './fib/nexthop.js';
 import { ETHER_PAIR, type NeighborTable } from './neighbor-table.js';
 import { arpInput } from './arp-input.js';
@@ -62,9 +63,24 @@ export interface FrameInjector {
 }
 
 export interface DataplaneTables {
-  fib: LpmTable;
+  /** The FIB a batch reads: an LpmTable on one thread; on a worker, the copy of the shared table that is current. */
+  fib: FibView;
   readonly nextHops: NextHopTable;
   readonly neighbors: NeighborTable;
+}
+
+/** The tables as the control plane holds them: the FIB is the whole table it edits. */
+export interface ControlTables extends DataplaneTables {
+  fib: LpmTable;
+  /** Where a new FIB's lookup arrays live: 'shared' when data-plane threads read them. */
+  readonly fibMemory?: Memory;
+  /**
+   * Makes the FIB's changes visible to data-plane threads (and, when
+   * `replaced`, the new table): called by the RIB after each change, before
+   * it frees anything the old table still names. Absent on one thread, where
+   * the next batch simply reads the table.
+   */
+  publishFib?(replaced: boolean): void;
 }
 
 /**

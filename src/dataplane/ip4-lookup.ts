@@ -9,13 +9,13 @@
 //        drop        blackhole route, directed broadcast to a connected subnet
 
 import { IP_DST, IP_TTL } from '../packet/layout.js';
-import type { LpmTable } from './fib/lpm.js';
+import type { FibView } from './fib/lpm.js';
 import { NextHopKind, type NextHopTable } from './fib/nexthop.js';
 import { SLOT_SIZE, type FrameBatch } from './batch.js';
 import { Drop, Punt, type Counters } from './counters.js';
 import { Next } from './next.js';
 
-export function ip4Lookup(batch: FrameBatch, fib: LpmTable, nextHops: NextHopTable, counters: Counters): void {
+export function ip4Lookup(batch: FrameBatch, fib: FibView, nextHops: NextHopTable, counters: Counters): void {
   const data = batch.data;
   const next = batch.next;
   const out = batch.nextHop;

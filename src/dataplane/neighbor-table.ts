@@ -1,9 +1,23 @@
 // Neighbour (ARP) entries in typed arrays, with an open-addressing index by
 // IPv4 address so the data plane resolves a connected destination without a
 // Map, strings or allocation. The control plane (resolver.ts) owns every
-// write; the data plane reads state and the ready-made Ethernet header.
+// write; the data plane reads state and the ready-made Ethernet header, from
+// another thread when it runs on workers: an entry's state is written last
+// (Atomics.store, a fence), so a reader that sees it usable sees its MAC.
 
 import { AddressIndex } from './address-index.js';
+import { allocate, type Memory } from './memory.js';
+
+/** The table's shared buffers, to attach a worker's view (which only reads: find, state, MAC). */
+export interface NeighborTableBuffers {
+  capacity: number;
+  address: ArrayBufferLike;
+  port: ArrayBufferLike;
+  state: ArrayBufferLike;
+  ether: ArrayBufferLike;
+  used: ArrayBufferLike;
+  index: ArrayBufferLike;
+}
 
 export const enum NeighborState {
   free = 0,
@@ -38,15 +52,27 @@ export class NeighborTable {
   private readonly freeList: number[] = [];
   private highWater = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, memory: Memory = 'local', buffers?: NeighborTableBuffers) {
     this.capacity = capacity;
-    this.address = new Uint32Array(capacity);
-    this.port = new Uint8Array(capacity);
-    this.state = new Uint8Array(capacity);
-    this.ether = new Uint8Array(capacity * ETHER_PAIR);
-    this.etherWords = new Uint32Array(this.ether.buffer);
-    this.used = new Uint8Array(capacity);
-    this.index = new AddressIndex(this.address, capacity);
+    this.address = buffers ? new Uint32Array(buffers.address) : allocate(Uint32Array, capacity, memory);
+    this.port = buffers ? new Uint8Array(buffers.port) : allocate(Uint8Array, capacity, memory);
+    this.state = buffers ? new Uint8Array(buffers.state) : allocate(Uint8Array, capacity, memory);
+    this.ether = buffers ? new Uint8Array(buffers.ether) : allocate(Uint8Array, capacity * ETHER_PAIR, memory);
+    this.etherWords = new Uint32Array(this.ether.buffer, 0, (capacity * ETHER_PAIR) >> 2);
+    this.used = buffers ? new Uint8Array(buffers.used) : allocate(Uint8Array, capacity, memory);
+    this.index = new AddressIndex(this.address, capacity, memory, buffers?.index);
+  }
+
+  /** A worker's view: lookups and reads over the main thread's table; only the resolver there writes. */
+  static attach(buffers: NeighborTableBuffers): NeighborTable {
+    return new NeighborTable(buffers.capacity, 'shared', buffers);
+  }
+
+  buffers(): NeighborTableBuffers {
+    return {
+      capacity: this.capacity, address: this.address.buffer, port: this.port.buffer, state: this.state.buffer,
+      ether: this.ether.buffer, used: this.used.buffer, index: this.index.slots.buffer,
+    };
   }
 
   /** Entry index for `address`, or -1. Data-plane safe: no allocation. */
@@ -64,11 +90,11 @@ export class NeighborTable {
     else return -1;
     this.address[entry] = address >>> 0;
     this.port[entry] = port;
-    this.state[entry] = NeighborState.incomplete;
     const e = entry * ETHER_PAIR;
     this.ether.fill(0, e, e + 6);
     this.ether.set(portMac, e + 6);
-    this.index.insert(entry);
+    Atomics.store(this.state, entry, NeighborState.incomplete);
+    this.index.insert(entry); // findable only once complete
     return entry;
   }
 
@@ -88,7 +114,7 @@ export class NeighborTable {
   remove(entry: number): void {
     if (this.state[entry] === NeighborState.free) return;
     this.index.remove(entry);
-    this.state[entry] = NeighborState.free;
+    Atomics.store(this.state, entry, NeighborState.free);
     this.address[entry] = 0;
     this.freeList.push(entry);
   }

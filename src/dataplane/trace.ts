@@ -72,6 +72,13 @@ export interface TraceSink {
   limitReached(): void;
 }
 
+/** Starts or stops handing traced frames to a sink (`vipr ctl trace`), wherever the data plane runs. */
+export interface TraceTap {
+  readonly tracing: boolean;
+  start(filter: TraceFilter, sink: TraceSink): void;
+  stop(): void;
+}
+
 export class PacketTracer {
   /** Copies of the matching frames as they arrived, slot for slot. */
   private readonly received: Buffer;

@@ -48,13 +48,15 @@ export const enum RingCounter {
   kernelFreezes,
   /** Errors reported on the socket (ENETDOWN while the link is down): read, counted, and polling goes on. */
   socketErrors,
+  /** Frames the box itself sent, handed to a fanout group's socket (kernels without PACKET_FANOUT_FLAG_IGNORE_OUTGOING): skipped. */
+  rxOutgoing,
   COUNT,
 }
 
 export const RING_COUNTER_NAMES: readonly string[] = [
   'rxFrames', 'rxBytes', 'rxTooLong', 'rxChecksumCompleted', 'rxChecksumUnhandled', 'rxVlanRestored',
   'rxWakeups', 'txFrames', 'txBytes', 'txFailed', 'txBlocked', 'kernelPackets', 'kernelDrops', 'kernelFreezes',
-  'socketErrors',
+  'socketErrors', 'rxOutgoing',
 ];
 
 export interface RingPortOptions {
@@ -185,9 +187,11 @@ export class RingPort implements Port {
   private tooLongSeen = 0;
   private spin: NodeJS.Immediate | undefined;
 
-  constructor(readonly name: string, readonly index: number, readonly options: RingPortOptions = {}) {
+  constructor(readonly name: string, readonly index: number, readonly options: RingPortOptions = {}, counters?: Float64Array) {
     this.native = loadNative();
-    this.counters = new Float64Array(this.native.COUNTERS);
+    // Shared memory when the port runs on a data-plane worker and the main thread reads its counts.
+    this.counters = counters ?? new Float64Array(this.native.COUNTERS);
+    if (this.counters.length < this.native.COUNTERS) throw new RangeError(`ring port ${name}: counters need ${this.native.COUNTERS} entries`);
     this.budget = options.budget ?? RING_DEFAULT_BUDGET;
     if (!(this.budget >= 1)) throw new RangeError(`ring port ${name}: budget must be at least 1`);
   }

@@ -330,6 +330,8 @@ export class NeighborResolver implements SlowPath {
     const now = this.clock();
     const state = this.table.state[entry];
     const macChanged = !this.sameMac(entry, frame, o + ARP_SHA);
+    // Not usable while its MAC changes under a data-plane thread reading it: a frame meanwhile waits (and comes back).
+    if (macChanged && (state === NeighborState.reachable || state === NeighborState.stale)) Atomics.store(this.table.state, entry, NeighborState.incomplete);
     this.table.setMac(entry, frame, o + ARP_SHA);
     if (namesUs || state === NeighborState.incomplete || state === NeighborState.failed) {
       this.confirmedAt[entry] = now;
@@ -538,7 +540,7 @@ export class NeighborResolver implements SlowPath {
 
   private setState(entry: number, state: NeighborState, now: number, macChanged: boolean): void {
     const old = this.table.state[entry];
-    this.table.state[entry] = state;
+    Atomics.store(this.table.state, entry, state); // a fence: the MAC written before it is seen with it
     if (old !== state || macChanged) {
       this.changedAt[entry] = now;
       this.events.onChange?.(this.table.address[entry], this.table.port[entry], NEIGHBOR_STATE_NAMES[state], this.table.macOf(entry));

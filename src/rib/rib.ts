@@ -28,7 +28,7 @@ import { LpmTable, MAX_NEXT_HOP } from '../dataplane/fib/lpm.js';
 import {
   NH_BLACKHOLE, NH_BROADCAST, NH_FIRST_DYNAMIC, NH_LOCAL, NH_UNREACHABLE, NextHopKind, type NextHopTable,
 } from '../dataplane/fib/nexthop.js';
-import type { DataplaneTables } from '../dataplane/dataplane.js';
+import type { ControlTables } from '../dataplane/dataplane.js';
 import type { PortTable } from '../dataplane/ports.js';
 import type { NeighborResolver } from '../neighbor/resolver.js';
 import type { RouteConfig, RouteType } from '../config/types.js';
@@ -336,7 +336,7 @@ export class Rib {
     private readonly ports: PortTable,
     private readonly nextHops: NextHopTable,
     private readonly resolver: NeighborResolver,
-    private readonly tables: DataplaneTables,
+    private readonly tables: ControlTables,
   ) {
     for (let port = 0; port < ports.count; port++) {
       this.connectedNextHop[port] = nextHops.allocate(NextHopKind.connected, port);
@@ -378,12 +378,14 @@ export class Rib {
         route.nextHop = this.nextHopFor(route);
         entries.push([route.prefix.address, route.prefix.length, route.nextHop]);
       }
-      fib = LpmTable.build(entries);
+      fib = LpmTable.build(entries, { memory: this.tables.fibMemory });
     } catch (error) {
       this.undoPrepared(prepared);
       throw asRibError(error);
     }
     this.tables.fib = fib;
+    // Data-plane threads take the new table before any next hop only the old one names is freed below.
+    this.tables.publishFib?.(true);
     this.routesByKey = compiled.routes;
     this.interfaceKeys = new Set([...compiled.routes].filter(([, r]) => isInterfaceRoute(r)).map(([key]) => key));
     this.shadowed = new Map();
@@ -449,9 +451,12 @@ export class Rib {
         if (old) fib.insert(prefix.address, prefix.length, old.nextHop);
         else fib.delete(prefix.address, prefix.length);
       }
+      this.tables.publishFib?.(false); // both copies the same again
       this.undoPrepared(prepared);
       throw asRibError(error);
     }
+    // Readers switch to the changed table before next hops it no longer names are freed.
+    this.tables.publishFib?.(false);
     // Bookkeeping: nothing below can fail.
     const unusedGroups: string[] = [];
     const unusedGateways: number[] = [];
@@ -543,6 +548,7 @@ export class Rib {
       fib.insert(route.prefix.address, route.prefix.length, route.nextHop);
     }
     this.interfaceKeys = new Set(fresh.keys());
+    this.tables.publishFib?.(false);
     if (added.length > 0 || removed.length > 0) this.lastChange = Date.now();
     return { added, removed };
   }
@@ -763,14 +769,16 @@ export class Rib {
     group.active = active;
     const nh = group.nextHop;
     if (active < 0) {
-      this.nextHops.kind[nh] = NextHopKind.unreachable;
+      Atomics.store(this.nextHops.kind, nh, NextHopKind.unreachable);
       return;
     }
     const member = this.gateways.get(group.members[active])!;
     this.nextHops.port[nh] = member.port;
     this.nextHops.gateway[nh] = group.members[active];
-    this.nextHops.neighbor[nh] = member.neighbor;
-    this.nextHops.kind[nh] = NextHopKind.gateway;
+    // One word a data-plane thread reads whole (the egress port comes with the neighbour entry),
+    // then the kind, last: a reader that sees "gateway" sees this neighbour.
+    Atomics.store(this.nextHops.neighbor, nh, member.neighbor);
+    Atomics.store(this.nextHops.kind, nh, NextHopKind.gateway);
   }
 
   private nextHopFor(route: RibRoute): number {

@@ -563,3 +563,62 @@ describe('LpmTable against a reference model', () => {
     );
   });
 });
+
+describe('LpmTable with two shared copies (data-plane worker threads)', () => {
+  const sameCopies = (table: LpmTable) => {
+    const [a, b] = table.copies;
+    return Buffer.from(a.tbl24.buffer).equals(Buffer.from(b.tbl24.buffer)) && Buffer.from(a.tbl8.buffer).equals(Buffer.from(b.tbl8.buffer));
+  };
+  const lookupIn = (view: { tbl24: Uint16Array; tbl8: Uint16Array }, address: number) => {
+    const e = view.tbl24[address >>> 8];
+    return (e & 0x8000) === 0 ? e : view.tbl8[((e & 0x7fff) << 8) | (address & 0xff)];
+  };
+
+  it('edits change only the copy being edited; after syncCopies both are the same and the other is edited next', () => {
+    const table = LpmTable.build([[0, 0, 1], [0x0a000000, 8, 2]], { memory: 'shared' });
+    expect(table.copies).toHaveLength(2);
+    expect(table.copies[0].tbl24.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(sameCopies(table)).toBe(true);
+    const editing = table.editingCopy;
+    const readers = table.copies[1 - editing];
+    table.insert(0x0a010200, 24, 3);
+    table.insert(0x0a010280, 25, 4); // a tbl8 group
+    expect(lookupIn(table.copies[editing], 0x0a010281)).toBe(4);
+    expect(lookupIn(readers, 0x0a010281)).toBe(2); // what readers see is untouched
+    table.syncCopies();
+    expect(sameCopies(table)).toBe(true);
+    expect(table.editingCopy).toBe(1 - editing);
+    table.delete(0x0a010280, 25);
+    expect(lookupIn(table.copies[1 - editing], 0x0a010281)).toBe(3);
+    expect(lookupIn(table.copies[editing], 0x0a010281)).toBe(4);
+  });
+
+  it('any sequence of changes, synced after each batch of them, leaves both copies equal to a local table', () => {
+    fc.assert(fc.property(
+      // Addresses in a few /24s of 10.0.0.0/22, so later changes land in groups and pages earlier ones made.
+      fc.array(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 0x3ff }).map((low) => 0x0a000000 + low), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 1, max: 100 })), { maxLength: 12 }), { maxLength: 6 }),
+      (batches) => {
+        const shared = new LpmTable({ memory: 'shared', tbl8Groups: 4 });
+        const local = new LpmTable({ tbl8Groups: 4 });
+        const probes: number[] = [];
+        for (const batch of batches) {
+          for (const [add, address, length, hop] of batch) {
+            const prefix = length === 0 ? 0 : (address & (0xffffffff << (32 - length))) >>> 0;
+            probes.push(address >>> 0);
+            if (add) {
+              shared.insert(prefix, length, hop);
+              local.insert(prefix, length, hop);
+            } else {
+              shared.delete(prefix, length);
+              local.delete(prefix, length);
+            }
+          }
+          shared.syncCopies();
+          if (!sameCopies(shared)) return false;
+          for (const address of probes) if (lookupIn(shared.copies[0], address) !== local.lookup(address)) return false;
+        }
+        return true;
+      },
+    ), { numRuns: 60 });
+  });
+});

@@ -35,7 +35,7 @@ function bigSubnetRouter(neighbors: Partial<RouterConfig['neighbors']> = {}) {
         requestsPerSecond: 100, requestBurst: 100, ...neighbors,
       },
       icmp: { ratePerSecond: 1_000, burst: 50, perDestination: { burst: 6, ratePerSecond: 1, maxDestinations: 4_096 } },
-      dataplane: { batchSize: 64 },
+      dataplane: { batchSize: 64, workers: 0 },
     },
     {},
     undefined,

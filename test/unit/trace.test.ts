@@ -52,7 +52,7 @@ function resolved(): ArticleRouter {
 async function startTrace(r: ArticleRouter, dir: string, options: Partial<TraceOptions> = {}): Promise<TraceSession> {
   const router = r.router;
   return TraceSession.start(
-    { dataplane: router.dataplane, ports: router.ports, nextHops: router.tables.nextHops, batchCapacity: router.batch.capacity, serverNames: SERVERS },
+    { tap: router.trace, ports: router.ports, nextHops: router.tables.nextHops, serverNames: SERVERS },
     { file: 't.pcapng', ...options }, join(dir, 'traces'),
   );
 }

@@ -15,6 +15,7 @@
 // control plane, but readers must not cache `tbl8` across calls because a
 // growing table replaces it.
 
+import { allocate, type Memory } from '../memory.js';
 import { PrefixIndex } from './prefix-index.js';
 
 export const NO_ROUTE = 0;
@@ -25,7 +26,21 @@ export interface LpmOptions {
   tbl8Groups?: number;
   /** How many routes the table will hold: its exact-match index starts that big. */
   expectedRoutes?: number;
+  /**
+   * 'shared': the lookup arrays live twice, in SharedArrayBuffers, for
+   * data-plane worker threads (see "Two copies" below). 'local' (default): once.
+   */
+  memory?: Memory;
 }
+
+/** What the data plane reads of a table: the two lookup arrays. */
+export interface FibView {
+  readonly tbl24: Uint16Array;
+  readonly tbl8: Uint16Array;
+}
+
+/** tbl24 is marked dirty in pages of this many entries: 4,096 pages, one byte each. */
+const PAGE_BITS = 12;
 
 const EXTENDED = 0x8000;
 const PAYLOAD = 0x7fff;
@@ -49,9 +64,24 @@ const MASKS: readonly number[] = Array.from({ length: 33 }, (_, l) =>
   l === 0 ? 0 : (0xffffffff << (32 - l)) >>> 0,
 );
 
-export class LpmTable {
-  readonly tbl24: Uint16Array;
+// Two copies (memory 'shared'). Worker threads read one copy while the
+// control plane edits the other: a change of many routes is made whole in the
+// copy nobody reads, the readers are switched to it between two batches
+// (src/router/fib-publisher.ts), and once none reads the old copy any more the
+// pages the change touched are copied over, so both are the same again and
+// the next change goes to the old one. No batch ever sees half a change, and
+// no batch waits for one. Pages of tbl24 and groups of tbl8 that were written
+// are remembered for that copy.
+export class LpmTable implements FibView {
+  /** The copy being edited (the only one when local). */
+  tbl24: Uint16Array;
   tbl8: Uint16Array;
+  /** Both copies, when shared; the one at `editing` is tbl24/tbl8 above. */
+  readonly copies: readonly FibView[];
+  private editing = 0;
+  private readonly dirtyPages: Uint8Array;
+  private readonly dirtyGroups: Uint8Array;
+  private dirty = false;
 
   // Prefix length of the route that wrote each entry. For an extended tbl24
   // entry, the depth of the longest route of length <= 24 covering that /24.
@@ -70,8 +100,23 @@ export class LpmTable {
     if (!Number.isInteger(groups) || groups < 1 || groups > MAX_TBL8_GROUPS) {
       throw new RangeError(`lpm: tbl8Groups must be an integer in 1..${MAX_TBL8_GROUPS}, got ${groups}`);
     }
-    this.tbl24 = new Uint16Array(TBL24_ENTRIES);
-    this.tbl8 = new Uint16Array(groups * GROUP_ENTRIES);
+    const memory = options.memory ?? 'local';
+    if (memory === 'shared') {
+      // The lookup arrays cannot grow while workers hold them, so tbl8 is made as big as it can be:
+      // 16 MiB of address space per copy, of which only the groups ever used take memory.
+      this.copies = [0, 1].map(() => ({
+        tbl24: allocate(Uint16Array, TBL24_ENTRIES, 'shared'),
+        tbl8: allocate(Uint16Array, MAX_TBL8_GROUPS * GROUP_ENTRIES, 'shared'),
+      }));
+      this.tbl24 = this.copies[0].tbl24;
+      this.tbl8 = this.copies[0].tbl8;
+    } else {
+      this.tbl24 = new Uint16Array(TBL24_ENTRIES);
+      this.tbl8 = new Uint16Array(groups * GROUP_ENTRIES);
+      this.copies = [this];
+    }
+    this.dirtyPages = new Uint8Array(TBL24_ENTRIES >> PAGE_BITS);
+    this.dirtyGroups = new Uint8Array(memory === 'shared' ? MAX_TBL8_GROUPS : 0);
     this.depth24 = new Uint8Array(TBL24_ENTRIES);
     this.depth8 = new Uint8Array(groups * GROUP_ENTRIES);
     this.freeGroups = new Uint16Array(groups);
@@ -97,7 +142,76 @@ export class LpmTable {
     for (const bucket of byLength) {
       for (const [prefix, length, nextHop] of bucket) table.insert(prefix, length, nextHop);
     }
+    if (table.copies.length === 2) {
+      // A new table starts with both copies the same.
+      table.copies[1].tbl24.set(table.tbl24);
+      table.copies[1].tbl8.set(table.tbl8);
+      table.clearDirty();
+    }
     return table;
+  }
+
+  /** Which copy the next edits go to (0 or 1; always 0 when local). */
+  get editingCopy(): number {
+    return this.editing;
+  }
+
+  /** Whether anything was written since the copies were last made the same. */
+  get changed(): boolean {
+    return this.dirty;
+  }
+
+  /**
+   * Edits go to copy `index` from now on (the one readers do not use). Only
+   * when both copies are the same (a new table, or right after syncCopies).
+   */
+  editCopy(index: number): void {
+    if (this.copies.length !== 2 || index === this.editing) return;
+    if (this.dirty) throw new Error('lpm: editCopy with unsynced changes');
+    this.editing = index;
+    this.tbl24 = this.copies[index].tbl24;
+    this.tbl8 = this.copies[index].tbl8;
+  }
+
+  /**
+   * Readers use the edited copy now, and none reads the other any more: copy
+   * the pages and groups the edits touched into it, and edit it next.
+   */
+  syncCopies(): void {
+    if (this.copies.length !== 2) return;
+    const from = this.copies[this.editing];
+    const to = this.copies[1 - this.editing];
+    if (this.dirty) {
+      const page = 1 << PAGE_BITS;
+      for (let p = 0; p < this.dirtyPages.length; p++) {
+        if (this.dirtyPages[p] === 0) continue;
+        to.tbl24.set(from.tbl24.subarray(p * page, (p + 1) * page), p * page);
+      }
+      for (let g = 0; g < this.dirtyGroups.length; g++) {
+        if (this.dirtyGroups[g] === 0) continue;
+        to.tbl8.set(from.tbl8.subarray(g * GROUP_ENTRIES, (g + 1) * GROUP_ENTRIES), g * GROUP_ENTRIES);
+      }
+      this.clearDirty();
+    }
+    this.editing = 1 - this.editing;
+    this.tbl24 = to.tbl24;
+    this.tbl8 = to.tbl8;
+  }
+
+  private clearDirty(): void {
+    this.dirtyPages.fill(0);
+    this.dirtyGroups.fill(0);
+    this.dirty = false;
+  }
+
+  private markPages(start24: number, count: number): void {
+    this.dirty = true;
+    for (let p = start24 >> PAGE_BITS, last = (start24 + count - 1) >> PAGE_BITS; p <= last; p++) this.dirtyPages[p] = 1;
+  }
+
+  private markGroup(group: number): void {
+    this.dirty = true;
+    if (group < this.dirtyGroups.length) this.dirtyGroups[group] = 1;
   }
 
   get size(): number {
@@ -141,6 +255,7 @@ export class LpmTable {
     } else {
       // May grow tbl8 or throw; do it before any state changes.
       const group = this.groupFor(p >>> 8);
+      this.markGroup(group);
       const base = (group << 8) | (p & 0xff);
       const end = base + (1 << (32 - length));
       const tbl8 = this.tbl8;
@@ -178,6 +293,7 @@ export class LpmTable {
 
     const index24 = p >>> 8;
     const group = this.tbl24[index24] & PAYLOAD;
+    this.markGroup(group);
     const groupBase = group << 8;
     const base = groupBase | (p & 0xff);
     const end = base + (1 << (32 - length));
@@ -196,6 +312,7 @@ export class LpmTable {
       if (depth8[i] > 24 || tbl8[i] !== first) return true;
     }
     this.tbl24[index24] = first;
+    this.markPages(index24, 1);
     this.depth24[index24] = depth8[groupBase];
     this.freeGroups[this.freeCount++] = group;
     return true;
@@ -208,8 +325,7 @@ export class LpmTable {
 
   memoryBytes(): number {
     return (
-      this.tbl24.byteLength +
-      this.tbl8.byteLength +
+      this.copies.reduce((sum, copy) => sum + copy.tbl24.byteLength + copy.tbl8.byteLength, 0) +
       this.depth24.byteLength +
       this.depth8.byteLength +
       this.freeGroups.byteLength +
@@ -218,6 +334,7 @@ export class LpmTable {
   }
 
   private writeTbl24Range(start: number, count: number, length: number, nextHop: number): void {
+    this.markPages(start, count);
     const tbl24 = this.tbl24;
     const depth24 = this.depth24;
     const tbl8 = this.tbl8;
@@ -234,6 +351,7 @@ export class LpmTable {
         continue;
       }
       // Longer routes inside the group keep their entries.
+      this.markGroup(e & PAYLOAD);
       const base = (e & PAYLOAD) << 8;
       for (let j = base; j < base + GROUP_ENTRIES; j++) {
         if (depth8[j] <= length) {
@@ -251,6 +369,7 @@ export class LpmTable {
     coverHop: number,
     coverDepth: number,
   ): void {
+    this.markPages(start, count);
     const tbl24 = this.tbl24;
     const depth24 = this.depth24;
     const tbl8 = this.tbl8;
@@ -266,6 +385,7 @@ export class LpmTable {
       }
       // The group's entries at this depth can only be the deleted route's:
       // a longer route would have raised them, a shorter one never replaces.
+      this.markGroup(e & PAYLOAD);
       const base = (e & PAYLOAD) << 8;
       for (let j = base; j < base + GROUP_ENTRIES; j++) {
         if (depth8[j] === length) {
@@ -293,6 +413,8 @@ export class LpmTable {
     this.depth8.fill(this.depth24[index24], base, base + GROUP_ENTRIES);
     // Publish the pointer only once the group is complete.
     this.tbl24[index24] = EXTENDED | group;
+    this.markGroup(group);
+    this.markPages(index24, 1);
     return group;
   }
 
@@ -303,8 +425,9 @@ export class LpmTable {
       );
     }
     const capacity = Math.min(this.groupCapacity * 2, MAX_TBL8_GROUPS);
-    const tbl8 = new Uint16Array(capacity * GROUP_ENTRIES);
-    tbl8.set(this.tbl8);
+    // Shared copies are made at the largest size: only the control-plane arrays grow.
+    const tbl8 = this.copies.length === 2 ? this.tbl8 : new Uint16Array(capacity * GROUP_ENTRIES);
+    if (tbl8 !== this.tbl8) tbl8.set(this.tbl8);
     const depth8 = new Uint8Array(capacity * GROUP_ENTRIES);
     depth8.set(this.depth8);
     const freeGroups = new Uint16Array(capacity);

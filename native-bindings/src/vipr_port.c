@@ -22,7 +22,7 @@
 // the ring header is put back, and a TCP/UDP checksum the sender left to
 // offload (TP_STATUS_CSUMNOTREADY, e.g. a veth with tx checksumming on) is
 // completed in the copy, so the data plane never forwards a frame with a
-// checksum that no wire carries. See DESIGN.md, "Pitfalls of packet sockets".
+// checksum that no wire carries. See docs/ARCHITECTURE.md, "Pitfalls of packet sockets".
 
 #define _GNU_SOURCE
 #include <node_api.h>

@@ -54,7 +54,7 @@ export async function disableKernelForwarding(names: readonly string[]): Promise
 
 /**
  * Turns GRO and LRO off: with them on, the kernel hands a packet socket
- * merged super-frames no wire carries (see DESIGN.md, pitfalls). Returns what
+ * merged super-frames no wire carries (see docs/ARCHITECTURE.md, pitfalls of packet sockets). Returns what
  * it changed, in ethtool's words; features the driver fixes are left alone.
  */
 export async function disableReceiveOffloads(name: string): Promise<string[]> {

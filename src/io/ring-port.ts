@@ -11,7 +11,7 @@
 // Frames reach the batch "as on the wire": a VLAN tag the kernel moved into
 // the ring header is put back, and a TCP/UDP checksum the sender left to
 // offload (TP_STATUS_CSUMNOTREADY: a veth with tx checksumming on) is
-// completed in C (IPv4 only; see DESIGN.md, pitfalls of packet sockets).
+// completed in C (IPv4 only; see docs/ARCHITECTURE.md, pitfalls of packet sockets).
 
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -64,7 +64,7 @@ export interface RingPortOptions {
    * 'v2' (default): the kernel hands frames over one by one, so a lone packet
    * wakes vipr at once. 'v3': frames are handed over a block at a time, when
    * the block fills or `retireTimeoutMs` expires - fewer wakeups under load,
-   * but up to that timeout of added latency at low rates (DESIGN.md).
+   * but up to that timeout of added latency at low rates (docs/ARCHITECTURE.md, pitfalls of packet sockets).
    */
   rxRing?: 'v2' | 'v3';
   /** Ring frame size, a power of two. 2048 holds a 1518-byte frame plus the ring's ~80-byte header. */

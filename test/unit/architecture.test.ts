@@ -117,6 +117,17 @@ describe('the architecture', () => {
     expect(fromBench).toEqual([]);
   });
 
+  it('the code cites docs that are in the repository (docs/ARCHITECTURE.md), not the design sketch outside it', () => {
+    const cited = ['src', 'native-bindings/src', 'lab', 'scripts', 'test'].flatMap((dir) =>
+      readdirSync(join(ROOT, dir), { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile() && /\.(ts|c|h|sh|mjs|js|yaml)$/.test(entry.name))
+        .map((entry) => join(entry.parentPath, entry.name))
+        .filter((path) => readFileSync(path, 'utf8').includes('DESIGN' + '.md'))
+        .map((path) => relative(ROOT, path)));
+    expect(cited).toEqual([]);
+    expect(statSync(join(ROOT, 'docs/ARCHITECTURE.md')).isFile()).toBe(true);
+  });
+
   it('the checker sees cycles (a graph with one is caught)', () => {
     expect(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]))).toEqual([['a', 'b', 'c']]);
   });

@@ -4,6 +4,7 @@
 // minutes; they run on their own, see bench/README.md.
 
 import { cpus } from 'node:os';
+import { run as flows } from './flows.bench.js';
 import { run as lpm } from './lpm.bench.js';
 import { run as memory } from './memory.js';
 import { run as pipeline } from './pipeline.bench.js';
@@ -11,4 +12,5 @@ import { run as pipeline } from './pipeline.bench.js';
 console.log(`vipr benchmarks, ${new Date().toISOString()}, node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} x${cpus().length}`);
 await lpm();
 await pipeline();
+await flows();
 await memory();

@@ -28,9 +28,9 @@
 // 15/16, address mask 17/18) are keyed by their identifier, so `ping` is one
 // flow per identifier. Errors that quote a packet (destination unreachable,
 // source quench, time exceeded, parameter problem) belong to the flow of the
-// packet they quote, as in Katran: the key is the quoted packet's, and the
-// direction is opposite to the quoted packet's (it travels back to that
-// packet's sender). So "fragmentation needed" sent to a VIP by a router on the
+// packet they quote, as Katran does for destination unreachable: the key is
+// the quoted packet's, and the direction is opposite to the quoted packet's
+// (the error travels back to that packet's sender). So "fragmentation needed" sent to a VIP by a router on the
 // client's path finds the server that holds the connection. FLOW_ICMP_ERROR
 // marks them: they find a flow but must neither create one nor refresh it.
 // Other ICMP messages are keyed by addresses only.
@@ -40,7 +40,7 @@
 // different servers of a group, and no server could reassemble the datagram.
 // What the others do: Katran drops IPv4 fragments; LVS reassembles them in the
 // kernel (nf_defrag) before it schedules, which a router cannot afford on its
-// fast path; Maglev (NSDI 2016, 4.3) hashes every fragment by its 3-tuple
+// fast path; Maglev (NSDI 2016) hashes every fragment by its 3-tuple
 // (addresses and protocol). vipr does as Maglev: every fragment, the first one
 // included, gets the key (protocol, addresses, no ports) with FLOW_KEY_FRAGMENT
 // set, so all fragments between two hosts follow one flow and reach one

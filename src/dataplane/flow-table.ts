@@ -165,12 +165,14 @@ export const FLOW_TABLE_DEFAULTS: Readonly<FlowTableConfig> = Object.freeze({
   // 2^20: a 1 Gbit/s web front's concurrent connections with room to spare, at 60 MiB.
   capacity: 1_048_576,
   timeouts: Object.freeze({
-    // LVS's and Katran's figure: longer than most keep-alive idles, short enough to free a dead client's entry.
+    // Issue 10's figure (LVS keeps 900 s): longer than most keep-alive idles, and a vanished
+    // client's entry is freed in 5 minutes, not 15.
     tcpEstablished: 300,
     // A handshake takes a round trip; 10 s covers SYN retransmissions at 1 s and 3 s.
     tcpEmbryonic: 10,
     // LVS's TCP "close" timeout: time for the last ACK and any retransmitted FIN.
     tcpClosing: 10,
+    // Katran's UDP timeout; DNS and QUIC exchanges are far shorter, QUIC keep-alives come every 15-30 s.
     udp: 30,
     icmp: 30,
     other: 30,
@@ -421,9 +423,10 @@ export class FlowTable {
 
   /**
    * The live entry of the flow keyed at keys[k..k+4) with `hash`
-   * (flowHash of that key), or NO_FLOW: absent, past its timeout, or a new
-   * SYN (without ACK) on a closing flow, which starts a new flow.
-   * Changes nothing.
+   * (flowHash of that key, a uint32; the same seed for every call on a
+   * table), or NO_FLOW: absent, past its timeout, or a new SYN (without ACK)
+   * on a closing flow, which starts a new flow. `info` is the packet's flow
+   * info (never NO_FLOW_KEY: a packet without a key has no flow). Changes nothing.
    */
   lookup(keys: Uint32Array, k: number, hash: number, info: number, now: number): number {
     const slot = this.findSlot(keys, k, hash);

@@ -4,7 +4,6 @@
 // minutes; they run on their own, see bench/README.md.
 
 import { cpus } from 'node:os';
-import { run as flows } from './flows.bench.js';
 import { run as lpm } from './lpm.bench.js';
 import { run as memory } from './memory.js';
 import { run as pipeline } from './pipeline.bench.js';
@@ -12,5 +11,4 @@ import { run as pipeline } from './pipeline.bench.js';
 console.log(`vipr benchmarks, ${new Date().toISOString()}, node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} x${cpus().length}`);
 await lpm();
 await pipeline();
-await flows();
 await memory();

@@ -21,7 +21,7 @@ const VIP = '192.168.1.33';
 const macs = { dstMac: '02:00:00:00:00:01', srcMac: '02:00:00:00:00:02' };
 const S = 1000; // ms
 
-function config(over: Partial<FlowTableConfig> & { timeouts?: Partial<FlowTimeouts> } = {}): FlowTableConfig {
+function config(over: Omit<Partial<FlowTableConfig>, 'timeouts'> & { timeouts?: Partial<FlowTimeouts> } = {}): FlowTableConfig {
   return { ...FLOW_TABLE_DEFAULTS, ...over, timeouts: { ...FLOW_TABLE_DEFAULTS.timeouts, ...over.timeouts } };
 }
 

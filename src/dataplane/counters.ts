@@ -22,11 +22,11 @@
 import { allocate, type Memory } from './memory.js';
 
 /** `{ name: index }` for a list of names, with each index's literal type. */
-type IndexOf<Names extends readonly string[]> = {
+export type IndexOf<Names extends readonly string[]> = {
   readonly [K in keyof Names & `${number}` as Names[K]]: K extends `${infer N extends number}` ? N : never;
 };
 
-function indexOf<const Names extends readonly string[]>(names: Names): IndexOf<Names> {
+export function indexOf<const Names extends readonly string[]>(names: Names): IndexOf<Names> {
   return Object.freeze(Object.fromEntries(names.map((name, i) => [name, i]))) as IndexOf<Names>;
 }
 

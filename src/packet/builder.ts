@@ -2,8 +2,8 @@
 // field settable, including wrong ones, so tables of malformed frames read
 // as data. Allocates freely; never used on the data path.
 
-import { internetChecksum } from './checksum.js';
-import { ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_UDP } from './layout.js';
+import { internetChecksum, onesComplementSum } from './checksum.js';
+import { ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK } from './layout.js';
 import { parseAddress } from '../util/ipv4.js';
 
 export type Mac = string; // "02:00:00:00:00:01"
@@ -53,6 +53,62 @@ export function udpPayload(dataLength = 18, srcPort = 40000, dstPort = 9): numbe
 export function icmpEcho(id = 0x1234, sequence = 1, dataLength = 16, type = 8): number[] {
   const out = [type, 0, 0, 0, id >> 8, id & 0xff, sequence >> 8, sequence & 0xff];
   for (let k = 0; k < dataLength; k++) out.push(k & 0xff);
+  const sum = internetChecksum(Uint8Array.from(out), 0, out.length);
+  out[2] = sum >> 8;
+  out[3] = sum & 0xff;
+  return out;
+}
+
+export interface TcpSpec {
+  /** The IP addresses, for the checksum's pseudo-header (the same as the frame's, or a wrong checksum follows). */
+  src: string | number;
+  dst: string | number;
+  srcPort: number;
+  dstPort: number;
+  /** TCP flags byte, e.g. TCP_SYN | TCP_ACK. Default: ACK. */
+  flags?: number;
+  seq?: number;
+  ack?: number;
+  window?: number;
+  /** Options bytes (padded to a multiple of 4 by the caller). */
+  options?: number[];
+  /** Payload bytes, or how many bytes of a counting pattern. */
+  data?: number | number[];
+  /** Overrides for malformed segments: the data offset nibble, and the checksum. */
+  dataOffset?: number;
+  checksum?: number;
+}
+
+/** A TCP segment (header, options, data) with a correct checksum unless told otherwise; use with `protocol: IPPROTO_TCP`. */
+export function tcpSegment(spec: TcpSpec): number[] {
+  const options = spec.options ?? [];
+  const data = typeof spec.data === 'number' ? Array.from({ length: spec.data }, (_, k) => k & 0xff) : (spec.data ?? []);
+  const seq = spec.seq ?? 1;
+  const ack = spec.ack ?? 0;
+  const window = spec.window ?? 65535;
+  const dataOffset = spec.dataOffset ?? (20 + options.length) / 4;
+  const out = [
+    spec.srcPort >> 8, spec.srcPort & 0xff, spec.dstPort >> 8, spec.dstPort & 0xff,
+    seq >>> 24, (seq >>> 16) & 0xff, (seq >>> 8) & 0xff, seq & 0xff,
+    ack >>> 24, (ack >>> 16) & 0xff, (ack >>> 8) & 0xff, ack & 0xff,
+    (dataOffset & 0x0f) << 4, spec.flags ?? TCP_ACK, window >> 8, window & 0xff,
+    0, 0, 0, 0, ...options, ...data,
+  ];
+  const pseudo = [...addressBytes(spec.src), ...addressBytes(spec.dst), 0, IPPROTO_TCP, out.length >> 8, out.length & 0xff];
+  const sum = spec.checksum ?? ~onesComplementSum(Uint8Array.from(out), 0, out.length, onesComplementSum(Uint8Array.from(pseudo), 0, pseudo.length)) & 0xffff;
+  out[16] = sum >> 8;
+  out[17] = sum & 0xff;
+  return out;
+}
+
+/**
+ * An ICMP error message (destination unreachable, time exceeded, ...) quoting
+ * `quoted`: an IP header and the start of its payload, e.g.
+ * `ipv4Frame(...).subarray(14, 14 + 28)`. `rest` is the second word (the MTU
+ * for fragmentation needed).
+ */
+export function icmpErrorPayload(type: number, code: number, quoted: Uint8Array | number[], rest = 0): number[] {
+  const out = [type, code, 0, 0, rest >>> 24, (rest >>> 16) & 0xff, (rest >>> 8) & 0xff, rest & 0xff, ...quoted];
   const sum = internetChecksum(Uint8Array.from(out), 0, out.length);
   out[2] = sum >> 8;
   out[3] = sum & 0xff;

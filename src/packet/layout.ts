@@ -32,6 +32,26 @@ export const IP_FRAGMENT_OFFSET_MASK = 0x1fff;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+export const IPPROTO_DCCP = 33;
+export const IPPROTO_SCTP = 132;
+export const IPPROTO_UDPLITE = 136;
+
+/** TCP header offsets, relative to the start of the TCP header. */
+export const TCP_SRC_PORT = 0;
+export const TCP_DST_PORT = 2;
+/** Data offset (header length in 32-bit words) in the high nibble. */
+export const TCP_DATA_OFFSET = 12;
+export const TCP_FLAGS = 13;
+export const TCP_MIN_HEADER_LENGTH = 20;
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+
+export const UDP_HEADER_LENGTH = 8;
+/** ICMP header: type, code, checksum, then a 4-byte word (identifier and sequence for queries). */
+export const ICMP_HEADER_LENGTH = 8;
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_DEST_UNREACHABLE = 3;

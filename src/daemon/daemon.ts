@@ -1,7 +1,7 @@
 // The daemon: reads the config, checks the box, opens the ports, compiles the
 // routes and forwards until SIGTERM or SIGINT.
 
-import type { Config } from '../config/types.js';
+import type { Config, PortBackend } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
 import { Router } from './router.js';
@@ -22,13 +22,14 @@ import { ProbeThread } from '../health/probe-thread.js';
 import type { Port, RxSink } from '../io/port.js';
 import { PcapPort } from '../io/pcap-port.js';
 import { RingPort } from '../io/ring-port.js';
+import { XdpPort } from '../io/xdp-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
   pinDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
   restoreKernelTransit, SystemError,
 } from './system.js';
-import { describeLink, InterfaceWatcher, linkUp, readInterfaces, type InterfaceState } from './interfaces.js';
+import { describeLink, InterfaceWatcher, linkUp, localAddresses, readInterfaces, type InterfaceState } from './interfaces.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
@@ -53,6 +54,8 @@ export class Daemon {
   private readonly watcher: InterfaceWatcher;
   /** The kernel's state of each port as last applied (undefined: the interface is gone). */
   private readonly kernelPorts: (InterfaceState | undefined)[];
+  /** The box's IPv4 addresses as last handed to the ports (AF_XDP's program needs them), as a set key. */
+  private localKey = '';
   /** Where the ports deliver frames; kept to reopen a port whose interface was made again. */
   private sink: RxSink | undefined;
   private readonly startedAt = Date.now();
@@ -66,8 +69,12 @@ export class Daemon {
     runtime: RuntimeChanges | undefined,
     placement: Placement | undefined,
     kernelPorts: (InterfaceState | undefined)[],
+    ports: Port[],
+    /** Whether this daemon installed the nftables kernel-transit rule (and so removes it). */
+    private readonly transitRule: boolean,
   ) {
     this.kernelPorts = kernelPorts;
+    this.ports = ports;
     this.watcher = new InterfaceWatcher({
       onState: (states) => this.applyInterfaces(states),
       onProblem: (message) => log.warn(message),
@@ -79,11 +86,6 @@ export class Daemon {
         else if (hello.cpus) log.info({ cpus: hello.cpus }, `health-check thread on CPU ${hello.cpus.join(',')}`);
       },
     });
-    const ring = config.ring;
-    this.ports = descriptions.map((d, index) =>
-      config.io === 'ring'
-        ? new RingPort(d.name, index, { rxRing: ring.rxRing, tx: ring.tx, qdiscBypass: ring.qdiscBypass, busyPoll: ring.busyPoll })
-        : new PcapPort(d.name, index));
     const events = {
       onChange: (address: number, port: number, state: string, mac: string) =>
         log.info(
@@ -131,19 +133,72 @@ export class Daemon {
       }
     }
 
-    if (config.kernelTransit === 'drop') {
-      await dropKernelTransit(names);
-      log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
+    // The backend first: with AF_XDP the kernel never sees transit frames, so no drop rule is needed.
+    const { backend, ports } = Daemon.openPorts(config, descriptions, states, log);
+    const transitRule = config.kernelTransit === 'drop' && backend !== 'xdp';
+    try {
+      if (transitRule) {
+        await dropKernelTransit(names);
+        log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
+      } else if (backend === 'xdp') {
+        log.info({ interfaces: names }, `no kernel-transit rule: with AF_XDP the kernel never sees a transit frame (vipr's XDP program hands them to vipr before the kernel's IP input)`);
+      }
+    } catch (error) {
+      for (const port of ports) port.close();
+      throw error;
     }
 
     try {
-      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts);
+      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts, ports, transitRule);
     } catch (error) {
+      for (const port of ports) port.close(); // AF_XDP: the program comes off the interfaces now
       // A start that fails leaves no drop rule behind, unless the rule is a
       // running vipr's (the same table): that one keeps forwarding with it.
-      if (config.kernelTransit === 'drop' && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
+      if (transitRule && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
       throw error;
     }
+  }
+
+  /**
+   * The ports on the configured backend. AF_XDP ports are attached here, before
+   * anything else is built, because whether they work decides the rest: with
+   * io: xdp a port that cannot be had stops the start in one line naming the
+   * interface and the reason; with io: auto vipr falls back to the ring backend
+   * and says why. Packet ports open later (Daemon.open).
+   */
+  private static openPorts(
+    config: Config, descriptions: PortDescription[], states: Map<string, InterfaceState>, log: Logger,
+  ): { backend: PortBackend; ports: Port[] } {
+    const ring = config.ring;
+    const ringPorts = () =>
+      descriptions.map((d, index) => new RingPort(d.name, index, { rxRing: ring.rxRing, tx: ring.tx, qdiscBypass: ring.qdiscBypass, busyPoll: ring.busyPoll }));
+    if (config.io === 'pcap') return { backend: 'pcap', ports: descriptions.map((d, index) => new PcapPort(d.name, index)) };
+    if (config.io === 'ring') return { backend: 'ring', ports: ringPorts() };
+    const local = localAddresses(states);
+    const ports: XdpPort[] = [];
+    try {
+      for (const [index, d] of descriptions.entries()) {
+        const { mode, attach, frames, busyPoll } = config.xdp;
+        const port = new XdpPort(d.name, index, { mode, attach, frames, busyPoll, localAddresses: local });
+        port.attach();
+        ports.push(port);
+      }
+    } catch (error) {
+      for (const port of ports) port.close();
+      const reason = (error as Error).message;
+      if (config.io === 'xdp') throw new SystemError(`io: xdp: ${reason}`);
+      log.warn({ io: 'auto', backend: 'ring', reason }, `io: auto: AF_XDP cannot be used (${reason}); using the AF_PACKET ring backend (io: ring)`);
+      return { backend: 'ring', ports: ringPorts() };
+    }
+    for (const port of ports) {
+      const info = port.info()!;
+      const how = `${info.attach} XDP${info.nativeRefused ? ` (native refused: ${info.nativeRefused})` : ''}, ${info.mode === 'zerocopy' ? 'zero-copy' : 'copy mode'}, ` +
+        `${info.queues} queue${info.queues === 1 ? '' : 's'}, ${info.frames} UMEM frames per queue`;
+      log.info({ interface: port.name, backend: 'xdp', attach: info.attach, mode: info.mode, queues: info.queues, programId: info.programId, nativeRefused: info.nativeRefused },
+        `port ${port.name}: AF_XDP, ${how}, XDP program id ${info.programId}`);
+    }
+    if (config.io === 'auto') log.info({ io: 'auto', backend: 'xdp' }, `io: auto: using AF_XDP (io: xdp) on ${ports.map((p) => p.name).join(', ')}`);
+    return { backend: 'xdp', ports };
   }
 
   /**
@@ -163,14 +218,14 @@ export class Daemon {
   /** The rest of start(): state, routes, control socket, metrics, ports. */
   private static async build(
     config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined,
-    kernelPorts: (InterfaceState | undefined)[],
+    kernelPorts: (InterfaceState | undefined)[], ports: Port[], transitRule: boolean,
   ): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
     const runtime = await Daemon.loadState(store, log);
     let daemon: Daemon;
     try {
-      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement, kernelPorts);
+      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement, kernelPorts, ports, transitRule);
     } catch (error) {
       if (!runtime || !(error instanceof RibError)) throw error;
       // Saved changes that no longer fit the config must not keep the router
@@ -185,7 +240,7 @@ export class Daemon {
         );
       }
       log.error({ err: error, keptAs: aside }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); kept them as ${aside} and starting from the config alone`);
-      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement, kernelPorts);
+      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement, kernelPorts, ports, transitRule);
     }
     const rib = daemon.router.rib;
     descriptions.forEach((d, p) => {
@@ -209,7 +264,8 @@ export class Daemon {
     await daemon.startControl();
     await daemon.startMetrics();
     daemon.open();
-    log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
+    const backend: PortBackend = ports[0] instanceof XdpPort ? 'xdp' : ports[0] instanceof RingPort ? 'ring' : 'pcap';
+    log.info({ io: config.io, backend, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes (io: ${backend})`);
     return daemon;
   }
 
@@ -279,7 +335,7 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
+    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.xdp, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -345,6 +401,7 @@ export class Daemon {
       const name = configured.name;
       if (now !== undefined && now.mac !== undefined && now.mac !== before?.mac) {
         ports.mac.set(parseMac(now.mac), p * 6);
+        this.ports[p].setMac?.(parseMac(now.mac));
         resolver.macChanged(p);
         if (before?.mac !== undefined) this.log.warn({ interface: name, mac: now.mac }, `port ${name}: MAC changed to ${now.mac}`);
       }
@@ -378,6 +435,7 @@ export class Daemon {
         this.reopen(p, before.ifindex, now.ifindex);
       }
     });
+    this.followLocalAddresses(states);
     const moves = this.failover.describe(rib.reselect());
     const names = this.router.ports.names;
     if (linkChanges.length === 0) {
@@ -397,6 +455,26 @@ export class Daemon {
     });
   }
 
+  /**
+   * Hands the box's addresses to ports that sort frames before the kernel
+   * (AF_XDP: frames to them are the kernel's). Called on every interface read,
+   * so an address keepalived adds is the kernel's as soon as vipr's own FIB
+   * knows it (the same read; nftables' fib lookup did this without a window).
+   */
+  private followLocalAddresses(states: Map<string, InterfaceState>): void {
+    const local = localAddresses(states);
+    const key = [...local].sort((a, b) => a - b).join(',');
+    if (key === this.localKey) return;
+    this.localKey = key;
+    for (const port of this.ports) {
+      try {
+        port.setLocalAddresses?.(local);
+      } catch (error) {
+        this.log.error({ err: error, interface: port.name }, `port ${port.name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
   /** The port's interface was deleted and made again: its socket (and the transit rule's hook) belong to the old one. */
   private reopen(p: number, oldIndex: number, newIndex: number): void {
     const port = this.ports[p];
@@ -407,7 +485,7 @@ export class Daemon {
     } catch (error) {
       this.log.error({ err: error }, `port ${port.name}: cannot reopen: ${(error as Error).message}`);
     }
-    if (this.config.kernelTransit === 'drop') {
+    if (this.transitRule) {
       dropKernelTransit(this.config.interfaces.map((i) => i.name)).catch((error: Error) => this.log.error(error.message));
     }
   }
@@ -431,7 +509,7 @@ export class Daemon {
     await this.probes.close();
     this.router.resolver.stop();
     for (const port of this.ports) port.close();
-    if (this.config.kernelTransit === 'drop') await restoreKernelTransit();
+    if (this.transitRule) await restoreKernelTransit();
     await this.control?.stop();
     await this.metrics?.stop();
     this.log.info({ counters: this.router.counters.snapshot(this.router.ports.names), backend: this.portStats() }, 'stopped');

@@ -2,7 +2,9 @@
   "variables": {
     # The AF_XDP port (io: xdp) needs clang (to compile the XDP program) and
     # libxdp/libbpf (headers and libraries) when this is built. Without them
-    # only the AF_PACKET addon is built, and io: xdp says so in one line.
+    # only the AF_PACKET addon is built, and io: xdp says so in one line. The
+    # program's object file is also left in build/Release/vipr_xdp.bpf.o for
+    # bench/lab/cfwd-xdp.c, the C forwarder that runs the same program.
     "vipr_xdp%": "<!(sh -c 'command -v clang >/dev/null 2>&1 && pkg-config --exists libxdp libbpf && echo 1 || echo 0')"
   },
   "targets": [
@@ -27,18 +29,18 @@
             {
               "action_name": "compile_xdp_program",
               "inputs": ["src/vipr_xdp.bpf.c", "src/vipr_xdp_shared.h"],
-              "outputs": ["<(INTERMEDIATE_DIR)/vipr_xdp.bpf.o"],
+              "outputs": ["<(PRODUCT_DIR)/vipr_xdp.bpf.o"],
               "action": [
                 "clang", "-O2", "-g", "-Wall", "-target", "bpf",
                 "-I/usr/include/<!(cc -dumpmachine)",
-                "-c", "src/vipr_xdp.bpf.c", "-o", "<(INTERMEDIATE_DIR)/vipr_xdp.bpf.o"
+                "-c", "src/vipr_xdp.bpf.c", "-o", "<(PRODUCT_DIR)/vipr_xdp.bpf.o"
               ]
             },
             {
               "action_name": "embed_xdp_program",
-              "inputs": ["<(INTERMEDIATE_DIR)/vipr_xdp.bpf.o", "tools/embed.js"],
+              "inputs": ["<(PRODUCT_DIR)/vipr_xdp.bpf.o", "tools/embed.js"],
               "outputs": ["<(INTERMEDIATE_DIR)/vipr_xdp_object.h"],
-              "action": ["node", "tools/embed.js", "<(INTERMEDIATE_DIR)/vipr_xdp.bpf.o", "<(INTERMEDIATE_DIR)/vipr_xdp_object.h", "vipr_xdp_object"]
+              "action": ["node", "tools/embed.js", "<(PRODUCT_DIR)/vipr_xdp.bpf.o", "<(INTERMEDIATE_DIR)/vipr_xdp_object.h", "vipr_xdp_object"]
             }
           ]
         }

@@ -250,11 +250,13 @@ const compiled = new Map<string, Promise<string>>();
 
 /**
  * Compiles C source with `cc -O2 -Wall` into the temp dir, once: the binary
- * (`vipr-NAME-HASH`) carries the source's hash, so later runs reuse it.
- * `what` names the source in a failure message.
+ * (`vipr-NAME-HASH`) carries the source's hash (and its libraries), so later
+ * runs reuse it. `what` names the source in a failure message; `libraries`
+ * are linked after it (bench/lab/cfwd-xdp.c: ['-lxdp', '-lbpf']).
  */
-export function compileC(name: string, what: string, source: string | Buffer): Promise<string> {
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+export function compileC(name: string, what: string, source: string | Buffer, options: { libraries?: string[] } = {}): Promise<string> {
+  const libraries = options.libraries ?? [];
+  const hash = createHash('sha256').update(source).update(libraries.join(' ')).digest('hex').slice(0, 16);
   const out = join(tmpdir(), `vipr-${name}-${hash}`);
   let binary = compiled.get(out);
   if (!binary) {
@@ -263,7 +265,7 @@ export function compileC(name: string, what: string, source: string | Buffer): P
       const src = `${out}.${process.pid}.c`;
       const tmp = `${out}.${process.pid}.tmp`;
       writeFileSync(src, source);
-      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src], 120_000);
+      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src, ...libraries], 120_000);
       rmSync(src, { force: true });
       if (r.code !== 0) {
         rmSync(tmp, { force: true });

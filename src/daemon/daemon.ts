@@ -26,7 +26,7 @@ import { XdpPort } from '../io/xdp-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  pinDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
+  pinDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, driverOf, dropKernelTransit, kernelForwardingOn, parseMac,
   restoreKernelTransit, SystemError,
 } from './system.js';
 import { describeLink, InterfaceWatcher, linkUp, localAddresses, readInterfaces, type InterfaceState } from './interfaces.js';
@@ -136,6 +136,14 @@ export class Daemon {
     // The backend first: with AF_XDP the kernel never sees transit frames, so no drop rule is needed.
     const { backend, ports } = Daemon.openPorts(config, descriptions, states, log);
     const transitRule = config.kernelTransit === 'drop' && backend !== 'xdp';
+    if (backend === 'xdp') {
+      // A veth's sender may leave TCP/UDP checksums to offload: AF_XDP carries no flag saying so (packet
+      // sockets do, and the ring backend completes them), so vipr would forward them unfinished.
+      for (const name of names) {
+        if ((await driverOf(name)) !== 'veth') continue;
+        log.warn({ interface: name }, `port ${name} is a veth: AF_XDP cannot finish checksums its peer leaves to offload, so the peer must send complete frames, as a wire does (\`ethtool -K PEER tx off tso off gso off\`)`);
+      }
+    }
     try {
       if (transitRule) {
         await dropKernelTransit(names);

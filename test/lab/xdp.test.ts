@@ -427,6 +427,10 @@ describe('vipr with io: xdp on the lab network', () => {
       expect(link.xdp?.prog?.id).toBe(record!.programId);
     }
     expect(vipr!.records().find((r) => typeof r.msg === 'string' && r.msg.startsWith('ready:'))).toMatchObject({ io: 'xdp', backend: 'xdp' });
+    // The lab's ports are veths: the operator is told what their peers must do.
+    for (const port of ['up0', 'lan0']) {
+      expect(logged(vipr!, new RegExp(`^port ${port} is a veth: AF_XDP cannot finish checksums its peer leaves to offload`)), port).toBe(true);
+    }
   });
 
   it('installs no kernel-transit nftables rule, and says why', async () => {

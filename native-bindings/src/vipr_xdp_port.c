@@ -189,6 +189,10 @@ struct xdp_port {
   napi_ref callback;
   napi_async_context async_context;
   uint32_t polls_closing;  // uv handles whose close callback has not run: freed after the last
+  // Closes the port while its environment (a worker thread's) ends, so that
+  // the uv handles' close callbacks run before the addon is unloaded with it.
+  napi_async_cleanup_hook_handle cleanup_hook;
+  bool env_ending;  // the hook ran: it is removed (so teardown goes on) once the handles are closed
 };
 
 // ---- library messages -------------------------------------------------------
@@ -427,12 +431,28 @@ static void release_resources(xdp_port *p) {
   p->object = NULL;
 }
 
+// The handle is freed once JS has let go of it (finalized) and every poll
+// handle's close callback has run; the cleanup hook goes with it.
+static void free_when_done(xdp_port *p) {
+  if (!p->finalized || p->polls_closing > 0) return;
+  if (p->cleanup_hook) napi_remove_async_cleanup_hook(p->cleanup_hook);
+  free_port(p);
+}
+
+// Teardown waits for the hook to be removed: done once nothing of ours is left in the loop.
+static void end_cleanup_hook(xdp_port *p) {
+  if (!p->env_ending || p->polls_closing > 0 || !p->cleanup_hook) return;
+  napi_remove_async_cleanup_hook(p->cleanup_hook);
+  p->cleanup_hook = NULL;
+}
+
 static void on_poll_closed(uv_handle_t *handle) {
   port_poll *pp = (port_poll *)handle->data;
   xdp_port *p = pp->port;
   pp->state = POLL_CLOSED;
   p->polls_closing--;
-  if (p->finalized && p->polls_closing == 0) free_port(p);
+  end_cleanup_hook(p);
+  free_when_done(p);
 }
 
 static void close_poll(xdp_port *p, port_poll *pp) {
@@ -465,7 +485,18 @@ static void finalize_port(napi_env env, void *data, void *hint) {
   p->counters_ref = NULL;
   p->counters = NULL;
   p->finalized = true;
-  if (p->polls_closing == 0) free_port(p);
+  free_when_done(p);
+}
+
+// The environment is ending (a worker thread exits) with the port still open:
+// close it now, while close callbacks can still run, and let teardown go on
+// once they have. The finalizer, which runs after, frees the port.
+static void on_env_cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
+  (void)hook;
+  xdp_port *p = (xdp_port *)arg;
+  p->env_ending = true;
+  close_port(p->env, p);
+  end_cleanup_hook(p);
 }
 
 // ---- open -------------------------------------------------------------------
@@ -843,6 +874,7 @@ static napi_value xdp_open(napi_env env, napi_callback_info info) {
     goto fail;
   }
   napi_create_reference(env, argv[2], 1, &p->counters_ref);
+  napi_add_async_cleanup_hook(env, on_env_cleanup, p, &p->cleanup_hook);
   snprintf(p->native_refused, sizeof p->native_refused, "%s", native_refused);
   return handle;
 

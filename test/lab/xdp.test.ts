@@ -20,6 +20,7 @@
 //
 // Needs root, the addon built with AF_XDP (bash scripts/setup.sh) and the daemon built.
 import { execFile, spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -374,6 +375,51 @@ describe('XdpPort on a veth pair', () => {
     expect(port.info()).toMatchObject({ attach: 'generic', mode: 'copy' });
     expect((await xdpOn(NS, 'xa'))?.mode).toBe(2); // XDP_ATTACHED_SKB
     port.close();
+  });
+
+  it('runs in worker threads (a port each, side by side); a worker that ends with its port open takes the program off and the process lives on', async () => {
+    // What a data-plane worker will do. The second worker never closes its port:
+    // its environment's teardown must (before this fix the process died of SIGSEGV
+    // in a close callback of the unloaded addon).
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      const x = require(${JSON.stringify(join(REPO_ROOT, 'native-bindings/xdp.js'))});
+      const h = x.open(workerData.ifname, { netns: ${JSON.stringify(NS)} }, new Float64Array(x.COUNTERS));
+      const data = Buffer.alloc(2048 * 32), lengths = new Uint16Array(32), ports = new Uint8Array(32);
+      let received = 0;
+      x.start(h, () => {
+        received += x.rxBurst(h, data, 0, 32, 2048, lengths, ports, 0);
+        if (received >= 3) {
+          parentPort.postMessage({ received });
+          if (workerData.close) x.close(h);
+        }
+      });
+      parentPort.postMessage({ programId: x.info(h).programId });`;
+    const workers = [{ ifname: 'xa', close: true }, { ifname: 'xm', close: false }].map((workerData) => new Worker(code, { eval: true, workerData }));
+    try {
+      const next = (w: Worker) => new Promise<Record<string, number>>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      const attached = await Promise.all(workers.map(next));
+      expect((await xdpOn(NS, 'xa'))?.id).toBe(attached[0].programId);
+      expect((await xdpOn(NS, 'xm'))?.id).toBe(attached[1].programId);
+      const received = Promise.all(workers.map(next));
+      const tag = nextTag++;
+      const xmMac = (await sh('ip', 'netns', 'exec', NS, 'cat', '/sys/class/net/xm/address')).trim();
+      const xn = new RingPort('xn', 8, { netns: PEER });
+      opened.push(xn);
+      xn.open(new CollectingSink());
+      for (let i = 0; i < 3; i++) {
+        send(frame({ destination: portMac, source: peerMac, tag, seq: i }));
+        const f = frame({ destination: xmMac, source: peerMac, tag, seq: i });
+        expect(xn.sendFrame(f, f.length)).toBe(true);
+      }
+      expect((await received).map((r) => r.received >= 3)).toEqual([true, true]);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+    for (const name of ['xa', 'xm']) expect(await xdpOn(NS, name), name).toBeUndefined();
   });
 
   it('the program comes off the interface when the process holding it is killed with SIGKILL', async () => {

@@ -133,6 +133,8 @@ export class Daemon {
       }
     }
 
+    // Nothing touches the ports while another vipr runs on them (its control socket answers).
+    await ControlServer.refuseIfRunning(config.control.socket);
     // The backend first: with AF_XDP the kernel never sees transit frames, so no drop rule is needed.
     const { backend, ports } = Daemon.openPorts(config, descriptions, states, log);
     const transitRule = config.kernelTransit === 'drop' && backend !== 'xdp';

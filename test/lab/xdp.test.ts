@@ -533,6 +533,19 @@ describe('vipr with io: xdp on the lab network', () => {
     expect(answered).toBe(true);
   });
 
+  it('a second vipr is refused in one line before it touches the ports: the running one keeps its program and forwards', async () => {
+    const before = await Promise.all(['up0', 'lan0'].map(async (port) => (await router(['ip', '-j', '-d', 'link', 'show', port])).stdout));
+    const second = await router([process.execPath, `${REPO_ROOT}dist/src/cli/main.js`, 'run', '--config', join(dirname(labConfigPath(lab!)), 'xdp.yaml')]);
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim().split('\n').at(-1)).toMatch(/^vipr: another vipr is running on control socket /);
+    const after = await Promise.all(['up0', 'lan0'].map(async (port) => (await router(['ip', '-j', '-d', 'link', 'show', port])).stdout));
+    const programs = (links: string[]) => links.map((l) => (JSON.parse(l) as { xdp?: { prog?: { id: number } } }[])[0].xdp?.prog?.id);
+    expect(programs(after)).toEqual(programs(before));
+    expect(programs(after).every((id) => typeof id === 'number')).toBe(true);
+    const curl = await lab!.exec('client', ['curl', '-s', '--max-time', '3', 'http://192.168.1.65/']);
+    expect(curl.stdout).toBe('web2\n');
+  });
+
   it('SIGTERM takes the program off both ports', async () => {
     expect(await vipr!.stop()).toBe(0);
     vipr = undefined;

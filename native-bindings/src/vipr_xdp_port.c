@@ -730,11 +730,11 @@ static napi_value xdp_open(napi_env env, napi_callback_info info) {
       !option_string(env, options, "netns", netns, sizeof netns) || !option_u32(env, options, "frames", &frames)) {
     return NULL;
   }
+  // auto: neither XDP_COPY nor XDP_ZEROCOPY, and the kernel tries zero-copy, then copy.
   uint16_t bind_flags = XDP_USE_NEED_WAKEUP;
-  if (mode[0] == 0 || strcmp(mode, "auto") == 0) bind_flags |= 0;  // the kernel tries zero-copy, then copy
-  else if (strcmp(mode, "copy") == 0) bind_flags |= XDP_COPY;
+  if (strcmp(mode, "copy") == 0) bind_flags |= XDP_COPY;
   else if (strcmp(mode, "zerocopy") == 0) bind_flags |= XDP_ZEROCOPY;
-  else return throw_range(env, "vipr-native: options.mode must be 'auto', 'copy' or 'zerocopy'");
+  else if (mode[0] != 0 && strcmp(mode, "auto") != 0) return throw_range(env, "vipr-native: options.mode must be 'auto', 'copy' or 'zerocopy'");
   uint32_t attach_flags[2];
   int attach_tries;
   if (attach[0] == 0 || strcmp(attach, "auto") == 0) {

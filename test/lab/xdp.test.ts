@@ -353,6 +353,20 @@ describe('XdpPort on a veth pair', () => {
     expect(await xdpOn(NS, 'xa')).toBeUndefined(); // nothing left behind
   });
 
+  it('refuses an interface another XDP program is on (attached by `ip link`), and leaves that program alone', async () => {
+    await sh('ip', '-n', NS, 'link', 'set', 'dev', 'xa', 'xdp', 'obj', join(REPO_ROOT, 'native-bindings/build/Release/vipr_xdp.bpf.o'), 'sec', 'xdp');
+    try {
+      const theirs = await xdpOn(NS, 'xa');
+      expect(theirs).toBeDefined();
+      expect(() => new XdpPort('xa', 0, { netns: NS }).attach()).toThrow(
+        'interface xa: attach the XDP program (native): Device or resource busy; another XDP program is attached: `ip link show xa`',
+      );
+      expect(await xdpOn(NS, 'xa')).toEqual(theirs);
+    } finally {
+      await sh('ip', '-n', NS, 'link', 'set', 'dev', 'xa', 'xdp', 'off');
+    }
+  });
+
   it('refuses a second port on an interface that has one, and an MTU its frames cannot hold', async () => {
     const { port } = xdp();
     expect(() => new XdpPort('xa', 0, { netns: NS }).attach()).toThrow(

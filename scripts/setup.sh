@@ -5,7 +5,8 @@
 #
 #   bash scripts/setup.sh          (from any directory)
 #
-# Steps: apt packages (libpcap for `cap`, the lab's tools, systemd-analyze) -> npm ci when
+# Steps: apt packages (libpcap for `cap`, clang/libbpf/libxdp for the XDP
+# port, the lab's tools, systemd-analyze) -> npm ci when
 # node_modules is missing or was installed from another package-lock.json
 # (stamp: node_modules/.vipr-stamp) -> native addons present and loadable
 # (else `npm rebuild cap raw-socket`) -> native-bindings built and current
@@ -17,7 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # systemd: its systemd-analyze verifies packaging/vipr.service (test/unit/packaging.test.ts)
-APT_PACKAGES=(libpcap-dev ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine systemd)
+APT_PACKAGES=(libpcap-dev clang llvm libbpf-dev libxdp-dev pkg-config ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine systemd)
 NPM_STAMP=node_modules/.vipr-stamp
 BUILD_STAMP=dist/.vipr-build-stamp
 
@@ -95,23 +96,26 @@ if ! native_ok; then
   fi
 fi
 
-# vipr-native (native-bindings/, the packet-ring port): `npm ci` builds it via
-# its install script (approved in allowScripts); rebuild it here when it is
-# missing, not loadable, or older than its sources (a C edit). Node-API is
-# ABI-stable, so a Node upgrade needs no rebuild.
+# vipr-native (native-bindings/: the packet-ring port, and the AF_XDP port
+# with its XDP program, which needs clang, libbpf-dev and libxdp-dev from the
+# apt step): `npm ci` builds it via its install script (approved in
+# allowScripts); rebuild it here when either addon is missing, not loadable,
+# or older than its sources (a C edit). Node-API is ABI-stable, so a Node
+# upgrade needs no rebuild.
 VIPR_NATIVE=native-bindings/build/Release/vipr_native.node
+VIPR_XDP=native-bindings/build/Release/vipr_xdp.node
 vipr_native_ok() {
-  [ -f "$VIPR_NATIVE" ] &&
-    [ -z "$(find native-bindings/binding.gyp native-bindings/src -newer "$VIPR_NATIVE" -print -quit 2>/dev/null)" ] &&
-    node -e 'require("./native-bindings")' >/dev/null 2>&1
+  [ -f "$VIPR_NATIVE" ] && [ -f "$VIPR_XDP" ] &&
+    [ -z "$(find native-bindings/binding.gyp native-bindings/src native-bindings/tools -newer "$VIPR_NATIVE" -print -quit 2>/dev/null)" ] &&
+    node -e 'require("./native-bindings"); require("./native-bindings/xdp.js")' >/dev/null 2>&1
 }
 if ! vipr_native_ok; then
   step "building native-bindings (node-gyp rebuild)"
   # `npm run` puts npm's own node-gyp on PATH: nothing to download
   run_logged "native-bindings build" npm --prefix native-bindings run -s install
   if ! vipr_native_ok; then
-    node -e 'require("./native-bindings")' 2>&1 | tail -n 5 >&2 || true
-    die "native-bindings still missing or not loadable after node-gyp rebuild (is g++/make/python3 installed?)"
+    node -e 'require("./native-bindings"); require("./native-bindings/xdp.js")' 2>&1 | tail -n 5 >&2 || true
+    die "native-bindings still missing or not loadable after node-gyp rebuild (are g++/make/python3, clang, libbpf-dev and libxdp-dev installed?)"
   fi
 fi
 

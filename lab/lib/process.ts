@@ -222,9 +222,11 @@ const compiled = new Map<string, Promise<string>>();
  * `cc -O2 -Wall` into the temp dir, once: the binary (`vipr-NAME-HASH`)
  * carries the source's hash, so later runs reuse it.
  */
-export function compileC(name: string, path: string): Promise<string> {
+export function compileC(name: string, path: string, options: { libraries?: string[] } = {}): Promise<string> {
   const source = readFileSync(join(REPO_ROOT, path));
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  // Libraries are linked after the source (bench/lab/cfwd-xdp.c: -lxdp -lbpf); they count in the hash too.
+  const libraries = options.libraries ?? [];
+  const hash = createHash('sha256').update(source).update(libraries.join(' ')).digest('hex').slice(0, 16);
   const out = join(tmpdir(), `vipr-${name}-${hash}`);
   let binary = compiled.get(out);
   if (!binary) {
@@ -233,7 +235,7 @@ export function compileC(name: string, path: string): Promise<string> {
       const src = `${out}.${process.pid}.c`;
       const tmp = `${out}.${process.pid}.tmp`;
       writeFileSync(src, source);
-      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src], 120_000);
+      const r = await run('cc', ['-O2', '-Wall', '-o', tmp, src, ...libraries], 120_000);
       rmSync(src, { force: true });
       if (r.code !== 0) {
         rmSync(tmp, { force: true });

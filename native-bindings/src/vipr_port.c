@@ -44,6 +44,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "napi_helpers.h"
+
 // ---- counters: indices into the JS-owned Float64Array (mirrored in ring-port.ts)
 
 enum {
@@ -117,72 +119,7 @@ typedef struct vipr_port {
   struct iovec iovs[TX_CHUNK];
 } vipr_port;
 
-// ---- small N-API helpers --------------------------------------------------
-
-#define CHECK(call)                                                     \
-  do {                                                                  \
-    if ((call) != napi_ok) {                                            \
-      throw_last(env, #call);                                           \
-      return NULL;                                                      \
-    }                                                                   \
-  } while (0)
-
-static void throw_last(napi_env env, const char *what) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) return;
-  const napi_extended_error_info *info = NULL;
-  napi_get_last_error_info(env, &info);
-  char message[256];
-  snprintf(message, sizeof message, "vipr-native: %s: %s", what,
-           info && info->error_message ? info->error_message : "N-API call failed");
-  napi_throw_error(env, NULL, message);
-}
-
-static napi_value throw_errno(napi_env env, const char *what, const char *ifname, int err) {
-  // "interface lan0: setsockopt(PACKET_RX_RING, TPACKET_V2): Cannot allocate memory", code ENOMEM
-  char full[512];
-  if (ifname) snprintf(full, sizeof full, "interface %s: %s: %s", ifname, what, strerror(err));
-  else snprintf(full, sizeof full, "vipr-native: %s: %s", what, strerror(err));
-  const char *name = strerrorname_np(err);
-  napi_value code, msg, error;
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_value errno_value;
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value throw_range(napi_env env, const char *message) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
-
-static napi_value make_uint32(napi_env env, uint32_t value) {
-  napi_value v;
-  napi_create_uint32(env, value, &v);
-  return v;
-}
-
-static napi_value make_bool(napi_env env, bool value) {
-  napi_value v;
-  napi_get_boolean(env, value, &v);
-  return v;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value v;
-  napi_get_undefined(env, &v);
-  return v;
-}
+// ---- port handles -----------------------------------------------------------
 
 static bool get_port(napi_env env, napi_value value, vipr_port **port) {
   napi_valuetype type;
@@ -210,73 +147,6 @@ static bool port_args(napi_env env, napi_callback_info info, napi_value *argv, s
   return get_port(env, argv[0], port);
 }
 
-static bool get_u32(napi_env env, napi_value value, uint32_t *out, const char *name) {
-  if (napi_get_value_uint32(env, value, out) != napi_ok) {
-    char message[128];
-    snprintf(message, sizeof message, "vipr-native: %s must be a number", name);
-    throw_type(env, message);
-    return false;
-  }
-  return true;
-}
-
-// A typed array of the expected type (Buffer counts as Uint8Array): its data and element count.
-static bool get_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length,
-                      const char *name) {
-  bool is_typed = false;
-  napi_is_typedarray(env, value, &is_typed);
-  napi_typedarray_type type;
-  if (is_typed && napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) == napi_ok &&
-      (type == want || (want == napi_uint8_array && type == napi_uint8_clamped_array))) {
-    return true;
-  }
-  char message[128];
-  snprintf(message, sizeof message, "vipr-native: %s has the wrong type", name);
-  throw_type(env, message);
-  return false;
-}
-
-// An optional option: false (and *value untouched) when absent or undefined.
-static bool option_value(napi_env env, napi_value options, const char *key, napi_value *value) {
-  bool has = false;
-  if (napi_has_named_property(env, options, key, &has) != napi_ok || !has) return false;
-  napi_value v;
-  napi_valuetype type;
-  if (napi_get_named_property(env, options, key, &v) != napi_ok || napi_typeof(env, v, &type) != napi_ok || type == napi_undefined) return false;
-  *value = v;
-  return true;
-}
-
-static bool throw_option(napi_env env, const char *key, const char *what) {
-  char message[96];
-  snprintf(message, sizeof message, "vipr-native: options.%s must be %s", key, what);
-  throw_type(env, message);
-  return false;
-}
-
-// Reads an optional numeric option; absent or undefined leaves *out unchanged.
-static bool option_u32(napi_env env, napi_value options, const char *key, uint32_t *out) {
-  napi_value v;
-  if (!option_value(env, options, key, &v)) return true;
-  char name[64];
-  snprintf(name, sizeof name, "options.%s", key);
-  return get_u32(env, v, out, name);
-}
-
-static bool option_bool(napi_env env, napi_value options, const char *key, bool *out) {
-  napi_value v;
-  if (!option_value(env, options, key, &v)) return true;
-  return napi_get_value_bool(env, v, out) == napi_ok || throw_option(env, key, "a boolean");
-}
-
-// Reads an optional string option into buf ("" when absent).
-static bool option_string(napi_env env, napi_value options, const char *key, char *buf, size_t size) {
-  buf[0] = 0;
-  napi_value v;
-  if (!option_value(env, options, key, &v)) return true;
-  size_t len;
-  return napi_get_value_string_utf8(env, v, buf, size, &len) == napi_ok || throw_option(env, key, "a string");
-}
 
 // ---- checksums --------------------------------------------------------------
 
@@ -695,41 +565,14 @@ static napi_value vipr_port_open(napi_env env, napi_callback_info info) {
     if (tx_frame_count < 8 || tx_frame_count > (1u << 16)) return throw_range(env, "vipr-native: options.txFrameCount must be 8..65536");
   }
 
-  // options.netns: create the socket inside that network namespace (a name
-  // under /run/netns, as `ip netns` makes, or a path), then switch this
-  // thread back. A socket keeps the namespace it was created in, so the rest
-  // of vipr stays where it is: lab tests open ports in throwaway namespaces.
-  int self_ns = -1;
-  if (netns[0]) {
-    char path[300];
-    if (netns[0] == '/') snprintf(path, sizeof path, "%s", netns);
-    else if (strchr(netns, '/')) return throw_range(env, "vipr-native: options.netns must be a name or an absolute path");
-    else snprintf(path, sizeof path, "/run/netns/%s", netns);
-    int target = open(path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) return throw_errno(env, "open(options.netns)", ifname, errno);
-    self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self_ns < 0) {
-      int e = errno;
-      close(target);
-      return throw_errno(env, "open(/proc/thread-self/ns/net)", ifname, e);
-    }
-    if (setns(target, CLONE_NEWNET) < 0) {
-      int e = errno;
-      close(target);
-      close(self_ns);
-      return throw_errno(env, "setns(options.netns)", ifname, e);
-    }
-    close(target);
-  }
+  int self_ns;
+  if (!enter_netns(env, netns, ifname, &self_ns)) return NULL;
   unsigned ifindex = if_nametoindex(ifname);
   int ifindex_errno = errno;
   // Protocol 0 until bind: nothing is queued before the ring exists.
   int fd = ifindex ? socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
   int socket_errno = errno;
-  if (self_ns >= 0) {
-    if (setns(self_ns, CLONE_NEWNET) < 0) napi_fatal_error("vipr-native", NAPI_AUTO_LENGTH, "cannot return to the original network namespace", NAPI_AUTO_LENGTH);
-    close(self_ns);
-  }
+  leave_netns(self_ns);
   if (ifindex == 0) return throw_errno(env, "no such interface", ifname, ifindex_errno ? ifindex_errno : ENODEV);
   if (fd < 0) return throw_errno(env, "socket(AF_PACKET, SOCK_RAW)", ifname, socket_errno);
 

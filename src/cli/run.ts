@@ -4,21 +4,22 @@
 import { loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
-import { describeCapabilities, dropPrivileges, KEPT_CAPABILITIES, KEPT_MASK, readCredentials } from '../daemon/privileges.js';
+import { capabilityMask, describeCapabilities, dropPrivileges, keptCapabilities, readCredentials } from '../daemon/privileges.js';
 
 /** Starts the daemon; `fail` prints a one-line error and exits. */
 export async function run(configPath: string, fail: (error: unknown) => never): Promise<void> {
   const config = await loadConfig(configPath).catch(fail);
-  // Started as root, this returns only in the re-run image, with two capabilities (src/daemon/privileges.ts).
+  // Started as root, this returns only in the re-run image, with two capabilities (four for AF_XDP; src/daemon/privileges.ts).
   const privileges = await dropPrivileges(config, config.state.file, config.control.socket).catch(fail);
   const log = createLogger(config.log.level);
   log.info({ config: configPath, pid: process.pid }, `vipr starting with ${configPath}`);
   const credentials = await readCredentials();
-  const capabilities = describeCapabilities(credentials.effective);
+  const kept = keptCapabilities(config);
+  const capabilities = describeCapabilities(credentials.effective, kept);
   if (privileges === 'dropped') {
     log.info({ uid: credentials.uid, gid: credentials.gid, capabilities }, `started as root; running as uid ${credentials.uid} with capabilities ${capabilities} only`);
-  } else if ((credentials.effective & ~KEPT_MASK) !== 0n) {
-    log.warn({ uid: credentials.uid, capabilities }, `running with capabilities ${capabilities}: vipr needs only ${KEPT_CAPABILITIES.join(' and ')}`);
+  } else if ((credentials.effective & ~capabilityMask(kept)) !== 0n) {
+    log.warn({ uid: credentials.uid, capabilities }, `running with capabilities ${capabilities}: vipr needs only ${kept.join(', ')}`);
   }
   // Signals are handled from the first moment: one that arrives while the
   // daemon is still starting stops it as soon as it is up.

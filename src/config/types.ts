@@ -19,10 +19,15 @@ export type OffloadPolicy = (typeof OFFLOAD_POLICIES)[number];
 export const KERNEL_TRANSIT_POLICIES = ['drop', 'keep'] as const;
 export type KernelTransitPolicy = (typeof KERNEL_TRANSIT_POLICIES)[number];
 
-/** Port backends the loader accepts. The AF_PACKET ring ('ring') joins when it lands. */
-/** ring: the native AF_PACKET ring backend (default); pcap: libpcap through `cap`. */
-export const IO_BACKENDS = ['ring', 'pcap'] as const;
+/**
+ * ring: the native AF_PACKET ring backend (default); pcap: libpcap through
+ * `cap`; xdp: AF_XDP with vipr's own XDP program; auto: xdp where it works,
+ * else ring (the choice and why are logged at start).
+ */
+export const IO_BACKENDS = ['ring', 'pcap', 'xdp', 'auto'] as const;
 export type IoBackend = (typeof IO_BACKENDS)[number];
+/** The backend a daemon runs on once `auto` has been decided. */
+export type PortBackend = Exclude<IoBackend, 'auto'>;
 
 export const ROUTE_TYPES = ['unicast', 'unreachable', 'blackhole'] as const;
 export type RouteType = (typeof ROUTE_TYPES)[number];
@@ -138,6 +143,17 @@ export interface RingConfig {
   busyPoll: boolean;
 }
 
+export interface XdpConfig {
+  /** auto: zero-copy where the driver offers it, else copy; copy or zerocopy: that or refuse to start. */
+  mode: 'auto' | 'copy' | 'zerocopy';
+  /** auto: native XDP (in the driver) where offered, else generic; native or generic: that or refuse to start. */
+  attach: 'auto' | 'native' | 'generic';
+  /** UMEM frames per receive queue (2 KB each), a power of two: half receive, half transmit. */
+  frames: number;
+  /** Drain the sockets on every event-loop turn instead of waiting for readiness: one core at 100%. */
+  busyPoll: boolean;
+}
+
 export interface Config {
   log: { level: LogLevel };
   kernelForwarding: KernelForwardingPolicy;
@@ -147,6 +163,7 @@ export interface Config {
   user?: string | number;
   io: IoBackend;
   ring: RingConfig;
+  xdp: XdpConfig;
   interfaces: InterfaceConfig[];
   /** In file order. */
   servers: ServerConfig[];

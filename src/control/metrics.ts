@@ -122,7 +122,7 @@ export function registerMetrics(registry: Registry, context: MetricsContext): ()
     const portStats = context.portStats;
     new Counter({
       name: 'vipr_port_backend_total',
-      help: 'The port backend\'s own counters (io: ring): kernelDrops = frames the kernel dropped because the receive ring was full, txFailed = frames the kernel refused, and the rest as in `vipr ctl --json stats`.',
+      help: 'The port backend\'s own counters (io: ring and io: xdp): kernelDrops (ring) or kernelRxRingFull (xdp) = frames the kernel dropped because the receive ring was full, txFailed = frames not sent, xdpRedirected/xdpPassed* = the XDP program\'s verdicts, and the rest as in `vipr ctl --json stats`.',
       labelNames: ['port', 'counter'], registers,
       collect() {
         this.reset();

@@ -110,19 +110,19 @@ export class ControlServer {
     await unlink(this.config.socket).catch(() => undefined);
   }
 
+  /**
+   * Throws a ControlSocketInUseError when a live vipr answers on the socket.
+   * The daemon asks before it touches the ports (an XDP program attached by
+   * a second vipr would take the running one's frames until it gave up).
+   */
+  static async refuseIfRunning(path: string): Promise<void> {
+    if ((await probeSocket(path)) === true) throw inUse(path);
+  }
+
   /** Refuses to start over a live vipr; removes a socket file nobody listens on. */
   private async clearStale(path: string): Promise<void> {
-    const alive = await new Promise<boolean | 'absent'>((resolve) => {
-      const probe = createConnection(path);
-      probe.once('connect', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ENOENT' ? 'absent' : false));
-    });
-    if (alive === true) {
-      throw new ControlSocketInUseError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
-    }
+    const alive = await probeSocket(path);
+    if (alive === true) throw inUse(path);
     if (alive === false) {
       // Only ever remove a socket: a mistyped control.socket must not delete a config file.
       const info = await lstat(path);
@@ -278,4 +278,20 @@ async function lookupId(file: string, who: string | number): Promise<number> {
     if (fields[0] === who) return Number(fields[2]);
   }
   throw new ControlServerError(`control socket: no ${file === '/etc/passwd' ? 'user' : 'group'} named ${who} (in ${file})`);
+}
+
+function inUse(path: string): ControlSocketInUseError {
+  return new ControlSocketInUseError(`another vipr is running on control socket ${path}; stop it first, or set control.socket to another path`);
+}
+
+/** true: something listens on the Unix socket; 'absent': no such file; false: a file nobody listens on. */
+function probeSocket(path: string): Promise<boolean | 'absent'> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ENOENT' ? 'absent' : false));
+  });
 }

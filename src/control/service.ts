@@ -49,7 +49,11 @@ function toControlError(error: unknown): unknown {
 }
 
 /** Backend counters that mean a frame was lost or refused, shown in `stats`. */
-const BACKEND_LOSSES = ['kernelDrops', 'kernelFreezes', 'rxTooLong', 'txFailed', 'txBlocked', 'socketErrors'] as const;
+const BACKEND_LOSSES = [
+  'kernelDrops', 'kernelFreezes', 'rxTooLong', 'txFailed', 'txBlocked', 'socketErrors',
+  // io: xdp: frames the kernel dropped before vipr could take them, ARP the tap had no room for, transit on a queue without a socket
+  'kernelRxDropped', 'kernelRxRingFull', 'kernelRxInvalidDescs', 'kernelTxInvalidDescs', 'arpKernelDrops', 'xdpPassedNoSocket',
+] as const;
 
 /** Per-connection state: an open transaction collects changes until commit. */
 export interface Session {

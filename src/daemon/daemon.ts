@@ -1,10 +1,10 @@
 // The daemon: reads the config, checks the box, opens the ports, compiles the
 // routes and forwards until SIGTERM or SIGINT.
 
-import type { Config } from '../config/types.js';
+import type { Config, PortBackend } from '../config/types.js';
 import { Drop } from '../dataplane/counters.js';
 import type { PortDescription } from '../dataplane/ports.js';
-import { batchSink, makePorts } from '../router/port-host.js';
+import { batchSink, openBackend, PortBackendError } from '../router/port-host.js';
 import { Router, type DataplaneMode } from '../router/router.js';
 import { describe as describeRoute, RibError, type RuntimeChanges } from '../rib/rib.js';
 import { ConfigError } from '../config/errors.js';
@@ -22,13 +22,14 @@ import { describeCheck, HealthMonitor } from '../health/monitor.js';
 import { ProbeThread } from '../health/probe-thread.js';
 import type { Port, RxSink } from '../io/port.js';
 import { RING_COUNTER_NAMES } from '../io/ring-port.js';
+import { XDP_COUNTER_NAMES } from '../io/xdp-port.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import type { Logger } from './logger.js';
 import {
-  placeDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, dropKernelTransit, kernelForwardingOn, parseMac,
+  placeDataPlane, type Placement, describePort, disableKernelForwarding, disableReceiveOffloads, driverOf, dropKernelTransit, kernelForwardingOn, parseMac,
   restoreKernelTransit, SystemError,
 } from './system.js';
-import { describeLink, InterfaceWatcher, linkUp, readInterfaces, type InterfaceState } from './interfaces.js';
+import { describeLink, InterfaceWatcher, linkUp, localAddresses, readInterfaces, type InterfaceState } from './interfaces.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
@@ -40,7 +41,11 @@ function notifyOf(config: Config) {
  * into the main thread's event loop): then the data plane runs inline.
  */
 export function dataplaneWorkers(config: Config): number {
-  return config.io === 'pcap' ? 0 : config.dataplane.workers;
+  if (config.io === 'pcap') return 0;
+  // One AF_XDP port covers every receive queue of its interface (one socket each) and holds the
+  // interface's one XDP program: a single worker owns it.
+  if (config.io === 'xdp' || config.io === 'auto') return Math.min(config.dataplane.workers, 1);
+  return config.dataplane.workers;
 }
 
 export class Daemon {
@@ -63,6 +68,10 @@ export class Daemon {
   private readonly kernelPorts: (InterfaceState | undefined)[];
   /** Where the ports deliver frames; kept to reopen a port whose interface was made again. */
   private sink: RxSink | undefined;
+  /** The box's addresses as last handed to AF_XDP ports (sorted, joined). */
+  private localKey = '';
+  /** The backend the ports run on (io: auto decides at start). */
+  private backend: PortBackend;
   private readonly startedAt = Date.now();
 
   private constructor(
@@ -74,8 +83,17 @@ export class Daemon {
     runtime: RuntimeChanges | undefined,
     placement: Placement | undefined,
     kernelPorts: (InterfaceState | undefined)[],
+    /** Inline: the ports, open or attached; with workers: none here (each worker opens its own). */
+    ports: Port[],
+    backend: PortBackend,
+    /** Whether this daemon installed the nftables kernel-transit rule (and so removes it). */
+    private transitRule: boolean,
+    /** The box's addresses now (AF_XDP ports hand frames to them to the kernel). */
+    local: number[],
   ) {
     this.kernelPorts = kernelPorts;
+    this.ports = ports;
+    this.backend = backend;
     this.watcher = new InterfaceWatcher({
       onState: (states) => this.applyInterfaces(states),
       onProblem: (message) => log.warn(message),
@@ -87,10 +105,7 @@ export class Daemon {
         else if (hello.cpus) log.info({ cpus: hello.cpus }, `health-check thread on CPU ${hello.cpus.join(',')}`);
       },
     });
-    const names = descriptions.map((d) => d.name);
-    // Inline, the ports are opened here; with workers, each worker opens its own (src/router/dataplane-worker.ts).
     const workers = dataplaneWorkers(config);
-    this.ports = workers === 0 ? makePorts(names, { io: config.io, ring: config.ring }) : [];
     const events = {
       onChange: (address: number, port: number, state: string, mac: string) =>
         log.info(
@@ -103,7 +118,7 @@ export class Daemon {
       : {
         kind: 'threads',
         options: {
-          workers, io: config.io, ring: config.ring, batchSize: config.dataplane.batchSize, icmp: config.icmp,
+          workers, io: config.io, ring: config.ring, xdp: config.xdp, localAddresses: local, batchSize: config.dataplane.batchSize, icmp: config.icmp,
           cpus: placement?.cpus, log: (level: 'info' | 'warn' | 'error', message: string) => log[level](message),
         },
       };
@@ -139,6 +154,8 @@ export class Daemon {
     const inline = dataplaneWorkers(config) === 0;
     if (inline && config.dataplane.workers > 0) {
       log.info(`io: ${config.io} runs the data plane on the main thread (libpcap's binding cannot run on a worker thread); dataplane.workers is ignored`);
+    } else if (dataplaneWorkers(config) < config.dataplane.workers) {
+      log.info(`io: ${config.io} runs one data-plane worker (an AF_XDP port covers all of its interface's queues); dataplane.workers: ${config.dataplane.workers} is taken as 1`);
     }
     const placement = cpus.length === 0 ? undefined : placeDataPlane(cpus, inline);
     if (placement) {
@@ -153,18 +170,58 @@ export class Daemon {
       }
     }
 
-    if (config.kernelTransit === 'drop') {
-      await dropKernelTransit(names);
-      log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
+    // Nothing touches the ports while another vipr runs on them (its control socket answers).
+    await ControlServer.refuseIfRunning(config.control.socket);
+    // Inline, the backend first: with AF_XDP the kernel never sees transit frames, so no drop rule is
+    // needed. With workers, each opens its own ports (io: auto decides there, and says which).
+    const { backend, ports } = inline
+      ? Daemon.openPorts(config, descriptions, states, log)
+      : { backend: (config.io === 'auto' ? 'xdp' : config.io) as PortBackend, ports: [] as Port[] };
+    const transitRule = config.kernelTransit === 'drop' && backend !== 'xdp';
+    try {
+      if (transitRule) await Daemon.installTransitRule(names, log);
+      else if (backend === 'xdp') await Daemon.xdpNotes(names, log);
+    } catch (error) {
+      for (const port of ports) port.close();
+      throw error;
     }
 
     try {
-      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts);
+      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts, ports, backend, transitRule, localAddresses(states));
     } catch (error) {
+      for (const port of ports) port.close(); // AF_XDP: the program comes off the interfaces now
       // A start that fails leaves no drop rule behind, unless the rule is a
       // running vipr's (the same table): that one keeps forwarding with it.
-      if (config.kernelTransit === 'drop' && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
+      if (transitRule && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
       throw error;
+    }
+  }
+
+  private static async installTransitRule(names: string[], log: Logger): Promise<void> {
+    await dropKernelTransit(names);
+    log.info({ interfaces: names }, `kernel's copy of transit IPv4 dropped at ingress on ${names.join(', ')} (nftables table netdev vipr_transit): vipr has its own`);
+  }
+
+  private static async xdpNotes(names: string[], log: Logger): Promise<void> {
+    log.info({ interfaces: names }, `no kernel-transit rule: with AF_XDP the kernel never sees a transit frame (vipr's XDP program hands them to vipr before the kernel's IP input)`);
+    // A veth's sender may leave TCP/UDP checksums to offload: AF_XDP carries no flag saying so (packet
+    // sockets do, and the ring backend completes them), so vipr would forward them unfinished.
+    for (const name of names) {
+      if ((await driverOf(name)) !== 'veth') continue;
+      log.warn({ interface: name }, `port ${name} is a veth: AF_XDP cannot finish checksums its peer leaves to offload, so the peer must send complete frames, as a wire does (\`ethtool -K PEER tx off tso off gso off\`)`);
+    }
+  }
+
+
+  /** Inline: the ports on the configured backend (src/router/port-host.ts openBackend), as the daemon's. */
+  private static openPorts(
+    config: Config, descriptions: PortDescription[], states: Map<string, InterfaceState>, log: Logger,
+  ): { backend: PortBackend; ports: Port[] } {
+    try {
+      return openBackend(descriptions.map((d) => d.name), { io: config.io, ring: config.ring, xdp: config.xdp, localAddresses: localAddresses(states) },
+        (level, message, fields) => log[level](fields ?? {}, message));
+    } catch (error) {
+      throw error instanceof PortBackendError ? new SystemError(error.message) : error;
     }
   }
 
@@ -185,14 +242,14 @@ export class Daemon {
   /** The rest of start(): state, routes, control socket, metrics, ports. */
   private static async build(
     config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined,
-    kernelPorts: (InterfaceState | undefined)[],
+    kernelPorts: (InterfaceState | undefined)[], ports: Port[], backend: PortBackend, transitRule: boolean, local: number[],
   ): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
     const runtime = await Daemon.loadState(store, log);
     let daemon: Daemon;
     try {
-      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement, kernelPorts);
+      daemon = new Daemon(config, configPath, log, descriptions, store, runtime, placement, kernelPorts, ports, backend, transitRule, local);
     } catch (error) {
       if (!runtime || !(error instanceof RibError)) throw error;
       // Saved changes that no longer fit the config must not keep the router
@@ -207,7 +264,7 @@ export class Daemon {
         );
       }
       log.error({ err: error, keptAs: aside }, `saved runtime changes in ${store.file} do not fit the config (${error.message}); kept them as ${aside} and starting from the config alone`);
-      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement, kernelPorts);
+      daemon = new Daemon(config, configPath, log, descriptions, store, undefined, placement, kernelPorts, ports, backend, transitRule, local);
     }
     const rib = daemon.router.rib;
     descriptions.forEach((d, p) => {
@@ -231,7 +288,8 @@ export class Daemon {
     await daemon.startControl();
     await daemon.startMetrics();
     await daemon.open();
-    log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
+    log.info({ io: config.io, backend: daemon.backend, ports: names, routes: rib.size },
+      `ready: forwarding on ${names.join(', ')} with ${rib.size} routes (io: ${daemon.backend})`);
     return daemon;
   }
 
@@ -303,7 +361,7 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
+    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.xdp, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -326,8 +384,14 @@ export class Daemon {
     this.router.resolver.start();
     const threads = this.router.threads;
     if (threads) {
-      await threads.start(); // each worker opens its own sockets on every port
-      this.log.info({ workers: threads.workers }, `data plane on ${threads.workers} worker thread(s)`);
+      // Each worker opens its own sockets on every port; io: auto is decided by the first.
+      this.backend = await threads.start();
+      this.log.info({ workers: threads.workers, backend: this.backend }, `data plane on ${threads.workers} worker thread(s), io: ${this.backend}`);
+      const names = this.config.interfaces.map((i) => i.name);
+      if (this.backend === 'ring' && this.config.io === 'auto' && this.config.kernelTransit === 'drop') {
+        await Daemon.installTransitRule(names, this.log);
+        this.transitRule = true;
+      }
     } else {
       const sink = batchSink(this.router.batch, () => this.router.process(), () => this.router.counters.drops[Drop.frameTooLong]++);
       this.sink = sink;
@@ -364,6 +428,8 @@ export class Daemon {
       const name = configured.name;
       if (now !== undefined && now.mac !== undefined && now.mac !== before?.mac) {
         ports.mac.set(parseMac(now.mac), p * 6);
+        if (this.router.threads) this.router.threads.setMac(p, parseMac(now.mac));
+        else this.ports[p].setMac?.(parseMac(now.mac));
         resolver.macChanged(p);
         if (before?.mac !== undefined) this.log.warn({ interface: name, mac: now.mac }, `port ${name}: MAC changed to ${now.mac}`);
       }
@@ -397,6 +463,7 @@ export class Daemon {
         this.reopen(p, before.ifindex, now.ifindex);
       }
     });
+    this.followLocalAddresses(states);
     const moves = this.failover.describe(rib.reselect());
     const names = this.router.ports.names;
     if (linkChanges.length === 0) {
@@ -416,6 +483,30 @@ export class Daemon {
     });
   }
 
+  /**
+   * Hands the box's addresses to ports that sort frames before the kernel
+   * (AF_XDP: frames to them are the kernel's). Called on every interface read,
+   * so an address keepalived adds is the kernel's as soon as vipr's own FIB
+   * knows it (the same read; nftables' fib lookup did this without a window).
+   */
+  private followLocalAddresses(states: Map<string, InterfaceState>): void {
+    const local = localAddresses(states);
+    const key = [...local].sort((a, b) => a - b).join(',');
+    if (key === this.localKey) return;
+    this.localKey = key;
+    if (this.router.threads) {
+      this.router.threads.setLocalAddresses(local);
+      return;
+    }
+    for (const port of this.ports) {
+      try {
+        port.setLocalAddresses?.(local);
+      } catch (error) {
+        this.log.error({ err: error, interface: port.name }, `port ${port.name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
   /** The port's interface was deleted and made again: its socket (and the transit rule's hook) belong to the old one. */
   private reopen(p: number, oldIndex: number, newIndex: number): void {
     const name = this.router.ports.names[p];
@@ -430,7 +521,7 @@ export class Daemon {
         this.log.error({ err: error }, `port ${name}: cannot reopen: ${(error as Error).message}`);
       }
     }
-    if (this.config.kernelTransit === 'drop') {
+    if (this.transitRule) {
       dropKernelTransit(this.config.interfaces.map((i) => i.name)).catch((error: Error) => this.log.error(error.message));
     }
   }
@@ -439,10 +530,10 @@ export class Daemon {
   private readonly portStats = (): Record<string, Record<string, number>> => {
     const threads = this.router.threads;
     if (!threads) return Object.fromEntries(this.ports.map((p) => [p.name, p.stats?.() ?? {}]));
-    if (this.config.io !== 'ring') return Object.fromEntries(this.router.ports.names.map((name) => [name, {}]));
+    const names: readonly string[] | undefined = this.backend === 'ring' ? RING_COUNTER_NAMES : this.backend === 'xdp' ? XDP_COUNTER_NAMES : undefined;
     return Object.fromEntries(this.router.ports.names.map((name, p) => {
       const counts = threads.backendCounters(p);
-      return [name, Object.fromEntries(RING_COUNTER_NAMES.map((counter, i) => [counter, counts[i]]))];
+      return [name, names ? Object.fromEntries(names.map((counter, i) => [counter, counts[i]])) : {}];
     }));
   };
 
@@ -457,7 +548,7 @@ export class Daemon {
     this.router.resolver.stop();
     await this.router.threads?.stop();
     for (const port of this.ports) port.close();
-    if (this.config.kernelTransit === 'drop') await restoreKernelTransit();
+    if (this.transitRule) await restoreKernelTransit();
     await this.control?.stop();
     await this.metrics?.stop();
     this.log.info({ counters: this.router.totals().snapshot(this.router.ports.names), backend: this.portStats() }, 'stopped');

@@ -94,6 +94,17 @@ export function parseIpAddr(json: string): Map<string, InterfaceState> {
   return states;
 }
 
+/**
+ * Every IPv4 address of the box (every interface, vipr's ports or not), host
+ * order, without repeats: what the kernel delivers locally. The AF_XDP
+ * backend's program passes frames to these to the kernel.
+ */
+export function localAddresses(states: Map<string, InterfaceState>): number[] {
+  const all = new Set<number>();
+  for (const state of states.values()) for (const a of state.addresses) all.add(a.address >>> 0);
+  return [...all];
+}
+
 /** Every interface of this network namespace, as the kernel has it now. */
 export async function readInterfaces(): Promise<Map<string, InterfaceState>> {
   let stdout: string;

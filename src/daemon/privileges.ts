@@ -2,6 +2,10 @@
 // (packet sockets, the ICMP check) and CAP_NET_ADMIN (nftables, ethtool, the
 // forwarding sysctls, PACKET_QDISC_BYPASS). Under systemd the unit gives it
 // exactly those. Started by hand as root, it would keep all of root's.
+// With io: xdp (or auto) it also needs CAP_BPF, to load its XDP program and
+// make its maps, and CAP_IPC_LOCK, since each AF_XDP port pins 8 MB of UMEM
+// per queue and the default locked-memory limit (8 MB per user) would not
+// hold two ports.
 //
 // Why it re-runs itself instead of dropping in place: Linux capabilities
 // belong to threads, not processes, and by the time any vipr code runs Node
@@ -23,10 +27,24 @@ import type { Config } from '../config/types.js';
 import { loadNative } from '../io/ring-port.js';
 import { SystemError } from './system.js';
 
-/** The capabilities vipr keeps, in setpriv's and capabilities(7)'s spelling. */
-export const KEPT_CAPABILITIES = ['net_raw', 'net_admin'] as const;
+/** Capabilities vipr may keep, in setpriv's and capabilities(7)'s spelling, with their bit numbers (linux/capability.h). */
+const CAPABILITY_BITS = { net_raw: 13n, net_admin: 12n, bpf: 39n, ipc_lock: 14n } as const;
+export type Capability = keyof typeof CAPABILITY_BITS;
+/** The capabilities vipr keeps with the packet backends (ring, pcap). */
+export const KEPT_CAPABILITIES = ['net_raw', 'net_admin'] as const satisfies readonly Capability[];
+/** ... and with AF_XDP (io: xdp, or auto, which may pick it). */
+export const XDP_CAPABILITIES = ['net_raw', 'net_admin', 'bpf', 'ipc_lock'] as const satisfies readonly Capability[];
 /** CAP_NET_ADMIN (12) and CAP_NET_RAW (13) as a capability mask. */
-export const KEPT_MASK = (1n << 12n) | (1n << 13n);
+export const KEPT_MASK = capabilityMask(KEPT_CAPABILITIES);
+
+/** The capabilities vipr keeps for this config. */
+export function keptCapabilities(config: Pick<Config, 'io'>): readonly Capability[] {
+  return config.io === 'xdp' || config.io === 'auto' ? XDP_CAPABILITIES : KEPT_CAPABILITIES;
+}
+
+export function capabilityMask(capabilities: readonly Capability[]): bigint {
+  return capabilities.reduce((mask, c) => mask | (1n << CAPABILITY_BITS[c]), 0n);
+}
 /** Set in the environment of the re-run image, so it does not try again. */
 export const REEXEC_MARK = 'VIPR_PRIVILEGES_DROPPED';
 const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
@@ -142,7 +160,7 @@ export async function planPrivileges(config: Config, argv: readonly string[] = [
       );
     }
   }
-  const caps = `-all,${KEPT_CAPABILITIES.map((c) => `+${c}`).join(',')}`;
+  const caps = `-all,${keptCapabilities(config).map((c) => `+${c}`).join(',')}`;
   const setprivArgs = [
     ...(account.uid === 0 ? [] : [`--reuid=${account.uid}`, `--regid=${account.gid}`]),
     `--groups=${[...groups].join(',')}`,
@@ -188,9 +206,9 @@ async function firstExisting(paths: readonly string[]): Promise<string | undefin
   return undefined;
 }
 
-/** "net_raw, net_admin" for a mask, or the mask in hex when it holds others too. */
-export function describeCapabilities(mask: bigint): string {
+/** "net_raw, net_admin" for a mask, or the mask in hex when it holds more than `kept`. */
+export function describeCapabilities(mask: bigint, kept: readonly Capability[] = KEPT_CAPABILITIES): string {
   if (mask === 0n) return 'none';
-  if ((mask & ~KEPT_MASK) !== 0n) return `0x${mask.toString(16)} (more than ${KEPT_CAPABILITIES.join(' and ')})`;
-  return KEPT_CAPABILITIES.filter((_, i) => (mask & (1n << BigInt(13 - i))) !== 0n).join(', ');
+  if ((mask & ~capabilityMask(kept)) !== 0n) return `0x${mask.toString(16)} (more than ${kept.join(', ')})`;
+  return kept.filter((c) => (mask & (1n << CAPABILITY_BITS[c])) !== 0n).join(', ');
 }

@@ -74,6 +74,16 @@ export async function disableReceiveOffloads(name: string): Promise<string[]> {
   return changed;
 }
 
+/** The interface's driver as `ethtool -i` names it (veth, i40e, ...); undefined when ethtool cannot say. */
+export async function driverOf(name: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await execFileAsync('ethtool', ['-i', name]);
+    return /^driver: (\S+)/m.exec(stdout)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 const TRANSIT_TABLE = 'vipr_transit';
 
 /**

@@ -1,6 +1,6 @@
 // A port backend: receive and send whole batches on one interface.
-// Narrow on purpose: the pcap backend and the packet-ring backend implement
-// the same few calls, and nothing else in vipr knows which one runs.
+// Narrow on purpose: the pcap, packet-ring and AF_XDP backends implement the
+// same few calls, and nothing else in vipr knows which one runs.
 
 import type { FrameBatch } from '../dataplane/batch.js';
 import type { TxPort } from '../dataplane/ports.js';
@@ -24,5 +24,13 @@ export interface Port extends TxPort {
   close(): void;
   /** Backend counters (kernel drops, checksums completed, ...), read rarely. */
   stats?(): Record<string, number>;
+  /**
+   * Backends that sort frames before the kernel sees them (AF_XDP: transit to
+   * vipr, the rest to the kernel) must know the box's IPv4 addresses, every
+   * interface's, host order; the daemon calls this whenever they change.
+   */
+  setLocalAddresses?(addresses: readonly number[]): void;
+  /** ... and the port's MAC, when it changes. */
+  setMac?(mac: Uint8Array): void;
 }
 

@@ -24,7 +24,9 @@ import { PortTable } from '../dataplane/ports.js';
 import { FrameQueue, RECORD_FIELDS } from '../dataplane/queue.js';
 import { PacketTracer, type TraceSink, type TraceVerdict } from '../dataplane/trace.js';
 import { loadNative } from '../io/ring-port.js';
-import { batchSink, makePorts } from './port-host.js';
+import type { PortBackend } from '../config/types.js';
+import type { Port } from '../io/port.js';
+import { batchSink, openBackend } from './port-host.js';
 import {
   ACTIVE_COPY, READING, SlowPathRecord, TRACE_SLOT, type FibBuffers, type FromWorker, type ToWorker, type WorkerSetup,
 } from './threads-protocol.js';
@@ -46,15 +48,18 @@ class WorkerHost implements SlowPath, TraceSink {
   private readonly slowPath = FrameQueue.attach(setup.slowPath);
   private readonly injected = FrameQueue.attach(setup.inject);
   private readonly traced = FrameQueue.attach(setup.trace);
-  private readonly backends = makePorts(this.ports.names, {
-    io: setup.io, ring: setup.ring, fanoutBase: setup.fanoutBase,
-    backendCounters: setup.backendCounters.map((buffer) => new Float64Array(buffer)),
-  });
+  private readonly backends: Port[];
+  private readonly backend: PortBackend;
   private readonly dataplane: Dataplane;
   private readonly batch = new FrameBatch(setup.batchSize);
   private statsTimer: NodeJS.Timeout | undefined;
 
   constructor() {
+    // io: auto tries AF_XDP and falls back to the ring backend, telling the main thread why (a log line).
+    ({ backend: this.backend, ports: this.backends } = openBackend(this.ports.names, {
+      io: setup.io, ring: setup.ring, xdp: setup.xdp, localAddresses: setup.localAddresses, fanoutBase: setup.fanoutBase,
+      backendCounters: setup.backendCounters.map((buffer) => new Float64Array(buffer)),
+    }, (level, message) => say({ type: 'log', level, message })));
     this.tables = { fib: this.fib[0], nextHops: NextHopTable.attach(setup.nextHops), neighbors: NeighborTable.attach(setup.neighbors) };
     const icmp = new IcmpErrorSender(this.ports, this.backends, this.counters, setup.icmp, monotonicClock);
     const fragmenter = new Ip4Fragmenter(this.ports, this.backends, this.counters);
@@ -74,7 +79,7 @@ class WorkerHost implements SlowPath, TraceSink {
       for (const backend of this.backends) backend.stats?.();
     }, 1000);
     this.statsTimer.unref();
-    say({ type: 'ready', cpu });
+    say({ type: 'ready', cpu, backend: this.backend });
   }
 
   stop(): void {
@@ -130,6 +135,12 @@ class WorkerHost implements SlowPath, TraceSink {
         backend.open(batchSink(this.batch, () => this.run(), () => this.counters.drops[Drop.frameTooLong]++));
         break;
       }
+      case 'local-addresses':
+        for (const backend of this.backends) backend.setLocalAddresses?.(message.addresses);
+        break;
+      case 'mac':
+        this.backends[message.port].setMac?.(Uint8Array.from(message.mac));
+        break;
       case 'stats':
         for (const backend of this.backends) backend.stats?.();
         say({ type: 'stats-done' });

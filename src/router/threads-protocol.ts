@@ -2,7 +2,7 @@
 // memory they share (set up once, in workerData), the records in the queues
 // between them, and the few messages (doorbells and rare commands).
 
-import type { IcmpConfig, IoBackend, RingConfig } from '../config/types.js';
+import type { IcmpConfig, IoBackend, PortBackend, RingConfig, XdpConfig } from '../config/types.js';
 import type { CountersBuffers } from '../dataplane/counters.js';
 import type { NextHopTableBuffers } from '../dataplane/fib/nexthop.js';
 import type { NeighborTableBuffers } from '../dataplane/neighbor-table.js';
@@ -29,6 +29,8 @@ export interface WorkerSetup {
   workers: number;
   io: IoBackend;
   ring: RingConfig;
+  xdp: XdpConfig;
+  localAddresses: number[];
   /** PACKET_FANOUT group base id, with several workers. */
   fanoutBase?: number;
   batchSize: number;
@@ -75,10 +77,13 @@ export type ToWorker =
   | { type: 'reopen'; port: number }
   /** Fold the sockets' kernel counters (PACKET_STATISTICS) into the backend counters now, and say so. */
   | { type: 'stats' }
+  | { type: 'local-addresses'; addresses: number[] }
+  | { type: 'mac'; port: number; mac: number[] }
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'ready'; cpu?: number }
+  /** Forwarding; `backend`: the ports it opened (io: auto falls back from xdp to ring, and says why in a log message first). */
+  | { type: 'ready'; cpu?: number; backend: PortBackend }
   | { type: 'failed'; message: string }
   | { type: 'wake' }
   | { type: 'trace-done' }

@@ -13,7 +13,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { IcmpConfig, IoBackend, RingConfig } from '../config/types.js';
+import type { IcmpConfig, IoBackend, PortBackend, RingConfig, XdpConfig } from '../config/types.js';
 import { FrameBatch, SLOT_SIZE } from '../dataplane/batch.js';
 import { Counters } from '../dataplane/counters.js';
 import type { FrameInjector, InjectAt, SlowPath } from '../dataplane/dataplane.js';
@@ -25,6 +25,7 @@ import type { PortTable } from '../dataplane/ports.js';
 import { FrameQueue, RECORD_FIELDS } from '../dataplane/queue.js';
 import type { TraceFilter, TraceSink, TraceVerdict } from '../dataplane/trace.js';
 import { loadNative } from '../io/ring-port.js';
+import { XDP_COUNTER_NAMES } from '../io/xdp-port.js';
 import {
   ACTIVE_COPY, READING, SlowPathRecord, TRACE_SLOT, type FibBuffers, type FromWorker, type ToWorker, type WorkerSetup,
 } from './threads-protocol.js';
@@ -42,6 +43,9 @@ export interface ThreadsOptions {
   workers: number;
   io: IoBackend;
   ring: RingConfig;
+  xdp: XdpConfig;
+  /** The box's addresses at start (AF_XDP ports pass frames to them to the kernel). */
+  localAddresses: number[];
   batchSize: number;
   icmp: IcmpConfig;
   /** Per worker, the CPU to pin it to (shorter than `workers`: the rest are not pinned). */
@@ -116,19 +120,22 @@ export class DataplaneThreads implements FrameInjector {
    * its members in worker order) and resolves when every one forwards.
    * Throws with the first worker's reason if one cannot start.
    */
-  async start(): Promise<void> {
+  async start(): Promise<PortBackend> {
     const n = this.options.workers;
     const table = this.fib();
     table.editCopy(1 - Atomics.load(this.control, ACTIVE_COPY));
     const fanoutBase = n > 1 ? (process.pid * 16) & 0xff00 : undefined;
-    const COUNTERS = loadNative().COUNTERS;
+    // Room for either backend's counters (the ring's, or AF_XDP's).
+    const COUNTERS = Math.max(loadNative().COUNTERS, XDP_COUNTER_NAMES.length);
+    let io = this.options.io;
+    let backend: PortBackend = io === 'auto' ? 'xdp' : (io as PortBackend);
     for (let index = 0; index < n; index++) {
       const slowPath = new FrameQueue(SLOW_PATH_RECORDS, SLOT_SIZE);
       const inject = new FrameQueue(INJECT_RECORDS, SLOT_SIZE);
       const trace = new FrameQueue(TRACE_RECORDS, TRACE_SLOT);
       const backendCounters = this.tables.ports.names.map(() => allocate(Float64Array, COUNTERS, 'shared'));
       const setup: WorkerSetup = {
-        index, workers: n, io: this.options.io, ring: this.options.ring, fanoutBase, batchSize: this.options.batchSize, icmp: this.options.icmp,
+        index, workers: n, io, ring: this.options.ring, xdp: this.options.xdp, localAddresses: this.options.localAddresses, fanoutBase, batchSize: this.options.batchSize, icmp: this.options.icmp,
         cpu: this.options.cpus?.[index],
         ports: this.tables.ports.buffers(), nextHops: this.tables.nextHops.buffers(), neighbors: this.tables.neighbors.buffers(),
         fib: this.fibBuffers(table), control: this.control.buffer, counters: this.counters[index].buffers(),
@@ -144,6 +151,9 @@ export class DataplaneThreads implements FrameInjector {
         worker.on('message', (message: FromWorker) => {
           if (message.type === 'ready') {
             if (message.cpu !== undefined) this.options.log?.('info', `data-plane worker ${index} pinned to CPU ${message.cpu}`);
+            // io: auto is decided by the first worker; the others take what it took.
+            backend = message.backend;
+            io = message.backend;
             resolve();
           } else if (message.type === 'failed') reject(new Error(message.message));
           else this.onMessage(state, message);
@@ -157,6 +167,7 @@ export class DataplaneThreads implements FrameInjector {
         if (!this.stopping) this.options.log?.('error', `data-plane worker ${index} exited (${code}): its share of the traffic is not forwarded`);
       });
     }
+    return backend;
   }
 
   private onMessage(state: WorkerState, message: FromWorker): void {
@@ -290,6 +301,17 @@ export class DataplaneThreads implements FrameInjector {
   }
 
   // ---- ports ----
+
+  /** The box's addresses changed: AF_XDP ports pass frames to them to the kernel. */
+  setLocalAddresses(addresses: number[]): void {
+    this.options.localAddresses = addresses;
+    for (const state of this.states) this.post(state, { type: 'local-addresses', addresses });
+  }
+
+  /** A port's MAC changed (the XDP program matches frames to it). */
+  setMac(port: number, mac: Uint8Array): void {
+    for (const state of this.states) this.post(state, { type: 'mac', port, mac: [...mac] });
+  }
 
   /** A port's interface was made again: every worker reopens its socket on it. */
   reopen(port: number): void {

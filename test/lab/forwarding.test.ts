@@ -31,9 +31,9 @@ type CountersSnapshot = {
   ports: Record<string, Record<string, number>>;
 };
 
-// Both port backends pass the same session: the native AF_PACKET rings (the
-// default) and libpcap.
-describe.each(['ring', 'pcap'] as const)('vipr forwards the lab network with io: %s (kernel forwarding off)', (backend) => {
+// Every port backend passes the same session: the native AF_PACKET rings (the
+// default), libpcap, and AF_XDP (vipr's XDP program, copy mode on veth).
+describe.each(['ring', 'pcap', 'xdp'] as const)('vipr forwards the lab network with io: %s (kernel forwarding off)', (backend) => {
   let lab: Lab | undefined;
   let vipr: ViprProcess | undefined;
 

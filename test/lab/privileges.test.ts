@@ -11,6 +11,7 @@ import {
 } from './harness.js';
 
 const KEPT = '0000000000003000'; // CAP_NET_ADMIN (12) and CAP_NET_RAW (13)
+const KEPT_XDP = '0000008000007000'; // and CAP_IPC_LOCK (14), CAP_BPF (39): io: xdp
 const USER = `viprt${process.pid % 100000}`;
 
 interface ThreadCredentials {
@@ -31,9 +32,9 @@ async function threads(pid: number): Promise<ThreadCredentials[]> {
   }));
 }
 
-function expectOnlyKept(list: ThreadCredentials[], uid: string): void {
+function expectOnlyKept(list: ThreadCredentials[], uid: string, kept = KEPT): void {
   expect(list.length).toBeGreaterThan(5); // Node's threads and vipr's check thread are all there
-  for (const t of list) expect(t, `thread ${t.thread}`).toEqual({ thread: t.thread, uid, capEff: KEPT, capPrm: KEPT, capBnd: KEPT });
+  for (const t of list) expect(t, `thread ${t.thread}`).toEqual({ thread: t.thread, uid, capEff: kept, capPrm: kept, capBnd: kept });
 }
 
 describe('run by hand as root, vipr keeps two capabilities', () => {
@@ -54,8 +55,9 @@ describe('run by hand as root, vipr keeps two capabilities', () => {
     }
   });
 
-  async function config(name: string, extra: string, state: string, controlExtra = ''): Promise<string> {
+  async function config(name: string, extra: string, state: string, controlExtra = '', io = 'ring'): Promise<string> {
     const text = withoutChecks(await readFile(labConfigPath(lab!), 'utf8'))
+      .replace(/^io: \w+$/m, `io: ${io}`)
       .replace(/^control: \{ socket: .* \}$/m, `control: { socket: ${state}/vipr.sock${controlExtra} }`)
       .replace(/^state: \{ file: .* \}$/m, `state: { file: ${state}/state.json }`);
     expect(text).toContain(`${state}/vipr.sock`);
@@ -89,6 +91,18 @@ describe('run by hand as root, vipr keeps two capabilities', () => {
     expect(JSON.parse(await readFile(`${state}/state.json`, 'utf8'))).toBeTruthy();
     expect((await stat(`${state}/state.json`)).uid).toBe(Number(uid));
     expect(await waitFor(async () => (await curlFromClient(lab!, '192.168.1.33')).stdout === 'web2\n', 10_000, 200)).toBe(true);
+    expect(await vipr.stop()).toBe(0);
+    vipr = undefined;
+  });
+
+  it('with io: xdp it also keeps CAP_BPF and CAP_IPC_LOCK, and forwards as that user (two ports of pinned UMEM)', async () => {
+    const state = join(base, 'xdp');
+    vipr = await startVipr(lab!, await config('priv-xdp', `user: ${USER}`, state, '', 'xdp'));
+    const uid = execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim();
+    expectOnlyKept(await threads(vipr.process.pid!), uid, KEPT_XDP);
+    expect(vipr.records().some((r) => r.msg === `started as root; running as uid ${uid} with capabilities net_raw, net_admin, bpf, ipc_lock only`)).toBe(true);
+    expect(vipr.records().some((r) => /^port lan0: AF_XDP, /.test(String(r.msg)))).toBe(true);
+    expect(await waitFor(async () => (await curlFromClient(lab!, '192.168.1.33')).stdout, 10_000, 200)).toBe('web1\n');
     expect(await vipr.stop()).toBe(0);
     vipr = undefined;
   });

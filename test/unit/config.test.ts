@@ -36,6 +36,7 @@ const DEFAULTS: Omit<Config, 'interfaces' | 'servers' | 'routes'> = {
   kernelTransit: 'drop',
   io: 'ring',
   ring: { rxRing: 'v2', tx: 'sendmmsg', qdiscBypass: false, busyPoll: false },
+  xdp: { mode: 'auto', attach: 'auto', frames: 4096, busyPoll: false },
   neighbors: { reachableMs: 30_000, retransmitMs: 1_000, probes: 3, queueLength: 64, maxEntries: 4_096, requestsPerSecond: 100, requestBurst: 256 },
   icmp: { ratePerSecond: 1_000, burst: 50, perDestination: { ratePerSecond: 1, burst: 6, maxDestinations: 4_096 } },
   dataplane: { batchSize: 256, workers: 1 },
@@ -104,6 +105,7 @@ describe('valid files', () => {
         kernelTransit: 'keep',
         io: 'pcap',
         ring: { rxRing: 'v2', tx: 'sendmmsg', qdiscBypass: false, busyPoll: false },
+        xdp: { mode: 'auto', attach: 'auto', frames: 4096, busyPoll: false },
         interfaces: undefined,
         servers: undefined,
         routes: undefined,
@@ -115,6 +117,12 @@ describe('valid files', () => {
         state: { file: '/tmp/vipr-state.json' },
         routeFiles: [],
       },
+    ],
+    [
+      'AF_XDP with every setting of its own',
+      yaml(...PORTS, 'io: auto', 'xdp: { mode: zerocopy, attach: native, frames: 65536, busyPoll: true }'),
+      (config) => [config.io, config.xdp],
+      ['auto', { mode: 'zerocopy', attach: 'native', frames: 65536, busyPoll: true }],
     ],
     [
       'an interface MTU override',
@@ -386,7 +394,32 @@ describe('bad files', () => {
     [
       'io backend that does not exist',
       yaml(...PORTS, 'io: dpdk'),
-      '/etc/vipr/vipr.yaml:3:5: io: expected one of ring|pcap, got "dpdk"',
+      '/etc/vipr/vipr.yaml:3:5: io: expected one of ring|pcap|xdp|auto, got "dpdk"',
+    ],
+    [
+      'xdp mode misspelt',
+      yaml(...PORTS, 'io: xdp', 'xdp: { mode: zerocpy }'),
+      '/etc/vipr/vipr.yaml:4:14: xdp.mode: expected one of auto|copy|zerocopy, got "zerocpy"; did you mean "zerocopy"?',
+    ],
+    [
+      'xdp attach mode that does not exist',
+      yaml(...PORTS, 'xdp: { attach: offload }'),
+      '/etc/vipr/vipr.yaml:3:16: xdp.attach: expected one of auto|native|generic, got "offload"',
+    ],
+    [
+      'xdp frames not a power of two',
+      yaml(...PORTS, 'xdp: { frames: 3000 }'),
+      '/etc/vipr/vipr.yaml:3:16: xdp.frames: expected a power of two (64, 128, ... 65536), got 3000',
+    ],
+    [
+      'xdp frames out of range',
+      yaml(...PORTS, 'xdp: { frames: 32 }'),
+      '/etc/vipr/vipr.yaml:3:16: xdp.frames: expected a whole number from 64 to 65536, got 32',
+    ],
+    [
+      'xdp key misspelt',
+      yaml(...PORTS, 'xdp: { busypoll: true }'),
+      '/etc/vipr/vipr.yaml:3:8: xdp.busypoll: unknown key; did you mean "busyPoll"?',
     ],
     [
       'section that is not a mapping',

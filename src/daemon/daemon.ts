@@ -119,7 +119,8 @@ export class Daemon {
         kind: 'threads',
         options: {
           workers, io: config.io, ring: config.ring, xdp: config.xdp, localAddresses: local, batchSize: config.dataplane.batchSize, icmp: config.icmp,
-          cpus: placement?.cpus, log: (level: 'info' | 'warn' | 'error', message: string) => log[level](message),
+          cpus: placement?.cpus,
+          log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => log[level](fields ?? {}, message),
         },
       };
     this.router = new Router(descriptions, mode, config, events, runtime);

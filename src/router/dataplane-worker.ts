@@ -59,7 +59,7 @@ class WorkerHost implements SlowPath, TraceSink {
     ({ backend: this.backend, ports: this.backends } = openBackend(this.ports.names, {
       io: setup.io, ring: setup.ring, xdp: setup.xdp, localAddresses: setup.localAddresses, fanoutBase: setup.fanoutBase,
       backendCounters: setup.backendCounters.map((buffer) => new Float64Array(buffer)),
-    }, (level, message) => say({ type: 'log', level, message })));
+    }, (level, message, fields) => say({ type: 'log', level, message, fields })));
     this.tables = { fib: this.fib[0], nextHops: NextHopTable.attach(setup.nextHops), neighbors: NeighborTable.attach(setup.neighbors) };
     const icmp = new IcmpErrorSender(this.ports, this.backends, this.counters, setup.icmp, monotonicClock);
     const fragmenter = new Ip4Fragmenter(this.ports, this.backends, this.counters);

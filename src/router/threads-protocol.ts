@@ -88,5 +88,5 @@ export type FromWorker =
   | { type: 'wake' }
   | { type: 'trace-done' }
   | { type: 'stats-done' }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
   | { type: 'stopped' };

@@ -50,8 +50,8 @@ export interface ThreadsOptions {
   icmp: IcmpConfig;
   /** Per worker, the CPU to pin it to (shorter than `workers`: the rest are not pinned). */
   cpus?: number[];
-  /** Told when a worker reports something for the log. */
-  log?(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Told when a worker reports something for the log (with the structured fields of the line, if any). */
+  log?(level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void;
 }
 
 export interface SharedTables {
@@ -183,7 +183,8 @@ export class DataplaneThreads implements FrameInjector {
         state.statsWaiters.splice(0).forEach((done) => done());
         break;
       case 'log':
-        this.options.log?.(message.level, `data-plane worker ${state.setup.index}: ${message.message}`);
+        // Lines about the ports read as the inline daemon's do (the same words, the same fields).
+        this.options.log?.(message.level, message.message, { worker: state.setup.index, ...message.fields });
         break;
       default:
         break;

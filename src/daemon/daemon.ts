@@ -29,6 +29,7 @@ import {
   restoreKernelTransit, SystemError,
 } from './system.js';
 import { describeLink, InterfaceWatcher, linkUp, readInterfaces, type InterfaceState } from './interfaces.js';
+import { Pair, startEngines, type PairEngines } from '../engines/pair.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
@@ -56,6 +57,10 @@ export class Daemon {
   /** Where the ports deliver frames; kept to reopen a port whose interface was made again. */
   private sink: RxSink | undefined;
   private readonly startedAt = Date.now();
+  /** A router of a pair: the liveness link, BIRD and keepalived (src/engines/pair.ts); undefined for a single router. */
+  private pair: Pair | undefined;
+  /** Set by `vipr run`: how `vipr ctl shutdown` asks it to stop the process. */
+  onStopRequest: ((reason: string) => void) | undefined;
 
   private constructor(
     private config: Config,
@@ -118,6 +123,8 @@ export class Daemon {
     const kernelPorts = config.interfaces.map((i) => states.get(i.name));
     const descriptions = config.interfaces.map((i, p) => describePort(i.name, kernelPorts[p], i.mtu));
     await Daemon.checkAddresses(config, configPath, descriptions);
+    // The engines of a pair answer (or the start stops here, in one line) before anything is set up.
+    const engines = await startEngines(config, log);
 
     const placement = config.dataplane.cpu === undefined ? undefined : pinDataPlane(config.dataplane.cpu);
     if (placement) {
@@ -137,8 +144,9 @@ export class Daemon {
     }
 
     try {
-      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts);
+      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts, engines);
     } catch (error) {
+      engines?.link.close();
       // A start that fails leaves no drop rule behind, unless the rule is a
       // running vipr's (the same table): that one keeps forwarding with it.
       if (config.kernelTransit === 'drop' && !(error instanceof ControlSocketInUseError)) await restoreKernelTransit();
@@ -163,7 +171,7 @@ export class Daemon {
   /** The rest of start(): state, routes, control socket, metrics, ports. */
   private static async build(
     config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined,
-    kernelPorts: (InterfaceState | undefined)[],
+    kernelPorts: (InterfaceState | undefined)[], engines: PairEngines | undefined,
   ): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
@@ -209,6 +217,10 @@ export class Daemon {
     await daemon.startControl();
     await daemon.startMetrics();
     daemon.open();
+    if (engines) {
+      daemon.pair = new Pair(engines, { config, rib, ports: daemon.router.ports, counters: daemon.router.counters, events: daemon.events, log });
+      daemon.pair.start();
+    }
     log.info({ io: config.io, ports: names, routes: rib.size }, `ready: forwarding on ${names.join(', ')} with ${rib.size} routes`);
     return daemon;
   }
@@ -247,6 +259,8 @@ export class Daemon {
       reload: () => this.reload(),
       startedAt: this.startedAt,
       portStats: this.portStats,
+      shutdown: () => this.shutdown(),
+      pair: () => this.pair?.status(),
     });
     this.control = new ControlServer(this.config.control, service, this.log);
     await this.control.start();
@@ -279,7 +293,9 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
+    const fixed = (c: Config) => JSON.stringify([
+      c.interfaces, c.io, c.ring, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null, c.liveness ?? null, c.bird ?? null, c.keepalived ?? null,
+    ]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -293,7 +309,7 @@ export class Daemon {
     this.router.rib.reselect();
     this.log.level = next.log.level;
     const summary = `reloaded ${this.configPath}: ${next.routes.length} config routes, ${next.servers.length} servers` +
-      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors, icmp and metrics settings apply at the next restart' : '');
+      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors, icmp, metrics, liveness, bird and keepalived settings apply at the next restart' : '');
     this.log.info({ config: this.configPath }, summary);
     return summary;
   }
@@ -421,9 +437,29 @@ export class Daemon {
     this.router.process();
   };
 
+  /**
+   * A planned stop's first part: a router of a pair gives its prefixes and
+   * its VRRP address away while it still forwards (src/engines/pair.ts).
+   * Nothing to do for a single router. Once; the lines say what was done.
+   */
+  drain(reason: string): Promise<string[]> {
+    return this.pair?.drain(reason) ?? Promise.resolve([]);
+  }
+
+  /** `vipr ctl shutdown`: drain, then the process stops (after the reply has gone out). */
+  private async shutdown(): Promise<string[]> {
+    if (!this.onStopRequest) throw new ControlError('ENOTSUPPORTED', 'this daemon was not started by `vipr run`; stop it the way it was started');
+    const lines = await this.drain('vipr ctl shutdown');
+    const request = this.onStopRequest;
+    // The reply is written when this resolves; the stop closes every connection.
+    setTimeout(() => request('vipr ctl shutdown'), 50);
+    return [...lines, 'stopping'];
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.pair?.close();
     this.watcher.stop();
     this.monitor.stop();
     this.failover.stop();

@@ -51,7 +51,7 @@ export function onLines(stream: NodeJS.ReadableStream | null | undefined, fn: (l
 
 // ---- processes and labs (bench/reroute.ts and bench/failover.ts) ------------------------------
 
-export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
+export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4' | 'upstream' | 'router1' | 'router2';
 
 export interface ExecResult {
   code: number;
@@ -181,12 +181,14 @@ export async function benchLabUp(prefix: string, upArgs: string[] = []): Promise
 }
 
 /**
- * Starts `vipr run --config CONFIG` in the lab's router namespace and waits
+ * Starts `vipr run --config CONFIG` in the lab's router namespace (or `node`, a router of a pair) and waits
  * (up to 20 s) for its `ready:` line; every output line goes to `onLine` too.
  * Throws with the log tail if it exits or is not ready in time.
  */
-export async function startViprIn(lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined): Promise<{ child: ChildProcess; logs: string[] }> {
-  const child = lab.spawn('router', [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
+export async function startViprIn(
+  lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined, node: LabNode = 'router',
+): Promise<{ child: ChildProcess; logs: string[] }> {
+  const child = lab.spawn(node, [process.execPath, VIPR_CLI, 'run', '--config', config], { cwd: REPO_ROOT });
   const logs: string[] = [];
   const ready = readyLine(child, (text) => text.includes('"msg":"ready:'), 20_000);
   const line = (text: string) => {

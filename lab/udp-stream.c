@@ -3,6 +3,7 @@
 //   cc -O2 -o /tmp/udp-stream lab/udp-stream.c
 //   ip netns exec P-client /tmp/udp-stream --dst 192.168.1.33 --port 9999
 //       --rate 20000 --duration 3 --run-id 42 [--count N] [--size 64] [--cpu 0] [--rt 50]
+//       [--flows N]
 //
 // Packet i leaves at t0 + i / rate (absolute schedule on CLOCK_MONOTONIC, so a
 // late wake-up is caught up at once and the average rate is exact), except
@@ -15,6 +16,9 @@
 //   4  u32 run id
 //   8  u64 sequence number, 0, 1, 2, ... (one per successful send, no gaps)
 //  16  u64 CLOCK_MONOTONIC send time, ns
+// --flows N sends from N sockets (N source ports, default 1), packet i from
+// socket i mod N: N flows for a router that spreads flows by an L4 hash (ECMP),
+// one numbering across all of them.
 // A send that fails (ENOBUFS, ...) is counted and retried with the same number,
 // so the numbers that left the socket are exactly 0 .. sent-1.
 // Stops after --count packets or --duration seconds (whichever comes first;
@@ -70,7 +74,7 @@ static void usage(const char *msg) {
   fprintf(stderr,
           "usage: udp-stream --dst ADDR --port PORT --rate PPS (--count N | --duration SEC)\n"
           "                  [--run-id ID] [--size BYTES (24..1472, default 64)] [--cpu N] [--rt PRIO]\n"
-          "                  [--max-burst N (default 64)]\n"
+          "                  [--max-burst N (default 64)] [--flows N (1..1024, default 1)]\n"
           "       udp-stream --stall-probe SEC [--cpu N] [--rt PRIO]\n");
   exit(2);
 }
@@ -88,7 +92,7 @@ static double parse_num(const char *s, const char *what) {
 
 int main(int argc, char **argv) {
   const char *dst = NULL;
-  double port = -1, rate = -1, count = -1, duration = -1, run_id = 0, size = 64, cpu = -1, rt = 0, probe = -1, burst_cap = 64;
+  double port = -1, rate = -1, count = -1, duration = -1, run_id = 0, size = 64, cpu = -1, rt = 0, probe = -1, burst_cap = 64, flows = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc) usage("missing value");
@@ -104,6 +108,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--rt")) rt = parse_num(v, "rt priority");
     else if (!strcmp(a, "--max-burst")) burst_cap = parse_num(v, "max burst");
     else if (!strcmp(a, "--stall-probe")) probe = parse_num(v, "stall probe seconds");
+    else if (!strcmp(a, "--flows")) flows = parse_num(v, "flows");
     else usage("unknown option");
   }
   if (probe < 0 && !dst) usage("--dst is required");
@@ -112,6 +117,7 @@ int main(int argc, char **argv) {
   if (probe < 0 && count < 0 && duration < 0) usage("--count or --duration is required");
   if (size < 24 || size > 1472) usage("--size must be 24..1472");
   if (burst_cap < 1) usage("--max-burst must be >= 1");
+  if (flows < 1 || flows > 1024) usage("--flows must be 1..1024");
   if (run_id < 0 || run_id > 4294967295.0) usage("--run-id must be 0..4294967295");
 
   if (cpu >= 0) {
@@ -162,13 +168,18 @@ int main(int argc, char **argv) {
   if (inet_pton(AF_INET, dst, &to.sin_addr) != 1) usage("--dst must be an IPv4 address");
 
   // Not connected: an ICMP error for one packet must not fail the next send.
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) {
-    perror("udp-stream: socket");
-    return 1;
+  // One socket per flow: each gets its own source port at its first send.
+  static int fds[1024];
+  const int nflows = (int)flows;
+  for (int f = 0; f < nflows; f++) {
+    fds[f] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[f] < 0) {
+      perror("udp-stream: socket");
+      return 1;
+    }
+    int sndbuf = (4 * 1024 * 1024) / nflows > 65536 ? (4 * 1024 * 1024) / nflows : 65536;
+    setsockopt(fds[f], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   }
-  int sndbuf = 4 * 1024 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 
   unsigned char buf[1472];
   memset(buf, 0, sizeof buf);
@@ -209,7 +220,7 @@ int main(int argc, char **argv) {
       put_u64(buf + 8, seq);
       uint64_t t = now_ns();
       put_u64(buf + 16, t);
-      if (sendto(fd, buf, (size_t)size, 0, (struct sockaddr *)&to, sizeof to) < 0) {
+      if (sendto(fds[seq % (uint64_t)nflows], buf, (size_t)size, 0, (struct sockaddr *)&to, sizeof to) < 0) {
         errors++;
         last_errno = errno;
         if (errno != EINTR) {
@@ -229,7 +240,7 @@ int main(int argc, char **argv) {
     if (burst > max_burst) max_burst = burst;
   }
   uint64_t elapsed = now_ns() - start;
-  close(fd);
+  for (int f = 0; f < nflows; f++) close(fds[f]);
   printf("{\"sent\":%llu,\"errors\":%llu,\"last_error\":\"%s\",\"elapsed_ns\":%llu,\"rate\":%.1f,"
          "\"max_late_us\":%.1f,\"max_burst\":%llu,\"late_1ms\":%llu,\"resyncs\":%llu,\"stalled_ms\":%.1f}\n",
          (unsigned long long)seq, (unsigned long long)errors, last_errno ? strerror(last_errno) : "",

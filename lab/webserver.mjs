@@ -7,6 +7,7 @@
 //   GET /           -> "<name>\n"
 //   GET /health     -> 200 "ok"
 //   GET /bytes/N    -> N bytes of 'x' (streamed with back-pressure; N <= 4 GiB)
+//   GET /slow/N/R   -> N bytes of 'x' at R bytes/s (a piece every 20 ms): a long download
 //   GET /info       -> JSON {server, local, localPort, remote, remotePort}
 // Every response carries "X-Server: <name>".
 import http from 'node:http';
@@ -69,6 +70,29 @@ function streamBytes(res, n) {
   pump();
 }
 
+/** A piece every SLOW_TICK_MS: a long-lived connection that always has data in flight. */
+const SLOW_TICK_MS = 20;
+function streamSlowly(res, n, rate) {
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': n, 'X-Server': opts.name });
+  const piece = Math.max(1, Math.round((rate * SLOW_TICK_MS) / 1000));
+  let left = n;
+  const timer = setInterval(() => {
+    const len = Math.min(left, piece);
+    left -= len;
+    let rest = len;
+    while (rest > 0) {
+      const part = Math.min(rest, CHUNK.length);
+      res.write(part === CHUNK.length ? CHUNK : CHUNK.subarray(0, part));
+      rest -= part;
+    }
+    if (left === 0) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, SLOW_TICK_MS);
+  res.on('close', () => clearInterval(timer));
+}
+
 function handler(req, res) {
   const url = (req.url || '/').split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n');
@@ -98,6 +122,13 @@ function handler(req, res) {
       return res.end();
     }
     return streamBytes(res, n);
+  }
+  const slow = /^\/slow\/(\d{1,10})\/(\d{1,10})$/.exec(url);
+  if (slow) {
+    const n = Number(slow[1]);
+    const rate = Number(slow[2]);
+    if (n > MAX_BYTES || rate < 1) return send(res, 400, 'bad size or rate\n');
+    return streamSlowly(res, n, rate);
   }
   return send(res, 404, 'not found\n');
 }

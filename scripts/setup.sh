@@ -18,7 +18,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # systemd: its systemd-analyze verifies packaging/vipr.service (test/unit/packaging.test.ts)
-APT_PACKAGES=(libpcap-dev clang llvm libbpf-dev libxdp-dev pkg-config ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine systemd)
+APT_PACKAGES=(libpcap-dev clang llvm libbpf-dev libxdp-dev pkg-config ethtool iproute2 nftables curl iputils-ping traceroute tcpdump socat netsniff-ng net-tools hyperfine systemd bird2 keepalived)
+# Engines the router-pair lab runs inside its namespaces only (lab/lab.sh up --routers 2):
+# never as the host's services, so installing them must not start them.
+ENGINE_SERVICES=(bird keepalived)
 NPM_STAMP=node_modules/.vipr-stamp
 BUILD_STAMP=dist/.vipr-build-stamp
 
@@ -55,8 +58,34 @@ if [ "${#missing[@]}" -gt 0 ]; then
   step "apt-get update"
   run_logged "apt-get update" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   step "apt-get install ${missing[*]}"
-  run_logged "apt-get install" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian starts bird and keepalived on install (invoke-rc.d, or systemd):
+  # a policy-rc.d that says no keeps them from running on this host with
+  # /etc/bird/bird.conf. Put in place only for the install, and only when the
+  # host has none of its own.
+  POLICY=/usr/sbin/policy-rc.d
+  policy_made=0
+  if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# vipr setup: no service starts during this install\nexit 101\n' > "$POLICY"
+    chmod 755 "$POLICY"
+    policy_made=1
+  fi
+  install_rc=0
+  env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >"$LOG" 2>&1 || install_rc=$?
+  [ "$policy_made" = 1 ] && rm -f "$POLICY"
+  if [ "$install_rc" != 0 ]; then
+    tail -n 30 "$LOG" >&2
+    die "apt-get install failed: ${missing[*]}"
+  fi
+  # A systemd host enables units at install: the lab's engines are not the host's services.
+  if [ -d /run/systemd/system ]; then
+    for svc in "${ENGINE_SERVICES[@]}"; do
+      for p in "${missing[@]}"; do
+        case "$p:$svc" in bird2:bird|keepalived:keepalived)
+          systemctl disable --now "$svc.service" >/dev/null 2>&1 && step "disabled $svc.service (the lab runs its own, inside namespaces)" ;;
+        esac
+      done
+    done
+  fi
 fi
 
 # ---- node_modules -----------------------------------------------------------
@@ -104,8 +133,9 @@ fi
 # upgrade needs no rebuild.
 VIPR_NATIVE=native-bindings/build/Release/vipr_native.node
 VIPR_XDP=native-bindings/build/Release/vipr_xdp.node
+VIPR_LIVENESS=native-bindings/build/Release/vipr_liveness.node
 vipr_native_ok() {
-  [ -f "$VIPR_NATIVE" ] && [ -f "$VIPR_XDP" ] &&
+  [ -f "$VIPR_NATIVE" ] && [ -f "$VIPR_XDP" ] && [ -f "$VIPR_LIVENESS" ] &&
     [ -z "$(find native-bindings/binding.gyp native-bindings/src native-bindings/tools -newer "$VIPR_NATIVE" -print -quit 2>/dev/null)" ] &&
     node -e 'require("./native-bindings"); require("./native-bindings/xdp.js")' >/dev/null 2>&1
 }

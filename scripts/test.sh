@@ -57,7 +57,7 @@ STALE_MIN=${VIPR_LAB_STALE_MINUTES:-30}
 proc_start() { cut -d' ' -f22 "/proc/$1/stat" 2>/dev/null; }
 OWNER="$$:$(proc_start $$)"
 RUN_BASE=/run/vipr-lab
-LAB_NODES=(client router switch web1 web2 web3 web4)
+LAB_NODES=(client router upstream router1 router2 switch web1 web2 web3 web4)
 
 # owner_alive "PID:START": is that test.sh run still going (and not this one after its tests)?
 owner_alive() {

@@ -13,7 +13,8 @@ import { asGroup, killNow, onLines, readyLine, REPO_ROOT, run, sleep, stopChild,
 export const LAB_SH = join(REPO_ROOT, 'lab/lab.sh');
 export const VIPR_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 
-export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
+/** The lab's namespaces; a pair (`lab.sh up --routers 2`) has upstream, router1 and router2 instead of router. */
+export type LabNode = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4' | 'upstream' | 'router1' | 'router2';
 
 /** What a measurement needs from a lab: run and start commands in its namespaces. */
 export interface TrialLab {
@@ -92,10 +93,11 @@ export function teardownOnExit(name: string, also: () => void = () => undefined)
  * `lab/lab.sh up --prefix PREFIX` (with --kernel-router: the kernel forwards);
  * throws with lab.sh's last line if it fails (and takes the half-made lab down).
  */
-export async function bringLabUp(prefix: string, opts: { kernelRouter?: boolean } = {}): Promise<OwnedLab> {
+export async function bringLabUp(prefix: string, opts: { kernelRouter?: boolean; routers?: 1 | 2 } = {}): Promise<OwnedLab> {
   const procs = new Set<ChildProcess>();
   liveLabs.set(prefix, procs); // before `up`: a half-built lab is removed too
-  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...(opts.kernelRouter ? ['--kernel-router'] : [])], 120_000);
+  const args = [...(opts.kernelRouter ? ['--kernel-router'] : []), ...(opts.routers === 2 ? ['--routers', '2'] : [])];
+  const up = await run('bash', [LAB_SH, 'up', '--prefix', prefix, ...args], 120_000);
   if (up.code !== 0) {
     await run('bash', [LAB_SH, 'down', '--prefix', prefix], 60_000);
     liveLabs.delete(prefix);
@@ -134,9 +136,11 @@ export interface StartedVipr {
  * line; every output line goes to `onLine` too. Throws with the log tail if it
  * exits or is not ready in time.
  */
-export async function startViprIn(lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined, nodeFlags: string[] = []): Promise<StartedVipr> {
+export async function startViprIn(
+  lab: TrialLab, config: string, onLine: (line: string) => void = () => undefined, nodeFlags: string[] = [], node: LabNode = 'router',
+): Promise<StartedVipr> {
   const command = [process.execPath, ...nodeFlags, VIPR_CLI, 'run', '--config', config];
-  const child = lab.spawn('router', command, { cwd: REPO_ROOT });
+  const child = lab.spawn(node, command, { cwd: REPO_ROOT });
   const logs: string[] = [];
   const ready = readyLine(child, (text) => text.includes('"msg":"ready:'), 20_000);
   const line = (text: string) => {
@@ -151,7 +155,7 @@ export async function startViprIn(lab: TrialLab, config: string, onLine: (line: 
     await stopChild(child, 1000);
     throw new Error(`vipr ${outcome === 'exited' ? 'exited' : 'not ready after 20 s'}:\n${logs.slice(-15).join('\n')}`);
   }
-  return { child, command: ['ip', 'netns', 'exec', netnsOf(lab.prefix, 'router'), ...command], logs };
+  return { child, command: ['ip', 'netns', 'exec', netnsOf(lab.prefix, node), ...command], logs };
 }
 
 /** `vipr ctl --json --socket SOCKET ARGS...` in the router namespace, parsed; undefined if it failed. */

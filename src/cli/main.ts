@@ -34,7 +34,7 @@ program
 
 program
   .command('ctl')
-  .description('talk to a running vipr: route show|add|replace|del|revert, server show, neighbor show, stats, status, reload, apply FILE, trace FILE, help')
+  .description('talk to a running vipr: route show|add|replace|del|revert, server show, neighbor show, stats, status, reload, shutdown, apply FILE, trace FILE, help')
   .option('-s, --socket <path>', 'control socket', process.env.VIPR_SOCKET ?? DEFAULT_SOCKET)
   .option('-j, --json', 'JSON in and out, for scripts')
   .option('--file <path>', 'trace: the pcapng file the daemon writes, a bare name (it goes in the trace directory beside the state file: /var/lib/vipr/traces)')

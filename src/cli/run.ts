@@ -32,6 +32,7 @@ export async function run(configPath: string, fail: (error: unknown) => never): 
     const running = daemon;
     daemon = undefined;
     log.info({ signal }, `${signal}: stopping`);
+    await running.drain(signal); // a router of a pair gives its prefixes and address away first
     await running.stop();
     log.flush?.();
     setTimeout(() => process.exit(0), 50).unref();
@@ -48,5 +49,6 @@ export async function run(configPath: string, fail: (error: unknown) => never): 
     log.flush?.();
     fail(error);
   });
+  daemon.onStopRequest = (reason) => void stop(reason);
   if (stopRequested) await stop(stopRequested);
 }

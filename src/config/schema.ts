@@ -173,6 +173,44 @@ const metricsSchema = z.preprocess(
   }),
 );
 
+/** BIRD's names for protocols: a letter or _, then letters, digits and _. */
+const BIRD_SYMBOL = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** The router pair: the liveness link and the engines that follow it (README "Two routers"). */
+const livenessSchema = z.preprocess(
+  (value) => (value === null ? {} : value),
+  strictMapping({
+    interface: z.string().regex(INTERFACE_NAME, {
+      error: (issue: RawIssue) => `${describeValue(issue.input)} is not a valid interface name (1 to 15 characters from A-Z a-z 0-9 _ . : -)`,
+    }).default('vipr-alive'),
+  }),
+);
+
+const birdSchema = z.preprocess(
+  (value) => (value === null ? {} : value),
+  strictMapping({
+    socket: absolutePath.default('/run/bird/bird.ctl'),
+    routesFile: absolutePath.default('/run/vipr/bird-routes.conf'),
+    protocol: z.string().regex(BIRD_SYMBOL, { error: 'must be a BIRD protocol name (a letter or _, then letters, digits, _)' }).default('vipr'),
+    announce: z.array(ipv4Field(parsePrefix)).min(1, { error: 'empty list; name a prefix, or leave announce out to announce every route to servers' }).optional(),
+    birdc: z.string().min(1, { error: 'empty; give the birdc command' }).default('birdc'),
+    // Long enough for the upstream to take the withdrawal and stop sending: BGP updates travel in milliseconds.
+    shutdownGraceMs: integer(0, 600_000).default(1_000),
+    shutdownQuietMs: integer(0, 600_000).default(200),
+    optional: z.boolean().default(false),
+  }),
+);
+
+const keepalivedSchema = z.preprocess(
+  (value) => (value === null ? {} : value),
+  strictMapping({
+    pidFile: absolutePath.default('/run/keepalived.pid'),
+    // The backup takes over after its skew time (under one advert interval) and sends gratuitous ARP at once.
+    releaseMs: integer(0, 60_000).default(300),
+    optional: z.boolean().default(false),
+  }),
+);
+
 /** Per-check timing; unset fields come from `health:`. */
 const checkTiming = {
   intervalMs: integer(10, 3_600_000).optional(),
@@ -371,6 +409,9 @@ export const configSchema = strictMapping({
     file: absolutePath.default('/var/lib/vipr/state.json'),
   }).prefault({}),
   metrics: metricsSchema.optional(),
+  liveness: livenessSchema.optional(),
+  bird: birdSchema.optional(),
+  keepalived: keepalivedSchema.optional(),
 }).transform((config, ctx): ParsedConfig => {
   const clash = (path: PropertyKey[], message: string, earlier: PropertyKey[]) => {
     const params: ConfigIssueParams = { earlier };
@@ -458,5 +499,10 @@ export const configSchema = strictMapping({
     routes.push(result);
   }
 
-  return { ...config, routes };
+  const interfaceNames = new Set(config.interfaces.map((i) => i.name));
+  const liveness = config.liveness ?? (config.bird || config.keepalived ? { interface: 'vipr-alive' } : undefined);
+  if (liveness && interfaceNames.has(liveness.interface)) {
+    ctx.addIssue({ code: 'custom', path: ['liveness', 'interface'], message: `"${liveness.interface}" is a data-plane port; the liveness link is an interface of its own that vipr creates` });
+  }
+  return { ...config, routes, liveness };
 });

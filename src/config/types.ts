@@ -154,6 +154,40 @@ export interface XdpConfig {
   busyPoll: boolean;
 }
 
+/** The liveness link (src/engines/liveness.ts): the interface keepalived and BIRD track. */
+export interface LivenessConfig {
+  interface: string;
+}
+
+/** BIRD announces the prefixes this router can serve (src/engines/bird.ts). */
+export interface BirdConfig {
+  /** BIRD's control socket. */
+  socket: string;
+  /** The file vipr writes (one static route per prefix it can serve) and the `protocol static` includes. */
+  routesFile: string;
+  /** That `protocol static`'s name. */
+  protocol: string;
+  /** Prefixes to announce while they have a healthy next hop; unset: every config route whose next hops are all servers. */
+  announce?: Prefix[];
+  /** The birdc command. */
+  birdc: string;
+  /** Planned stop: after withdrawing, wait at most this long for the upstream to stop sending. */
+  shutdownGraceMs: number;
+  /** ... and stop waiting once nothing arrived for the announced prefixes for this long (0: always the whole grace). */
+  shutdownQuietMs: number;
+  /** Start (with a warning) when BIRD cannot be reached, instead of refusing. */
+  optional: boolean;
+}
+
+/** keepalived holds the servers' gateway address by VRRP and tracks the liveness link. */
+export interface KeepalivedConfig {
+  /** keepalived's pid file: vipr checks at start that it runs, in this network namespace. */
+  pidFile: string;
+  /** Planned stop: how long vipr keeps forwarding after the liveness link went down, while the address moves. */
+  releaseMs: number;
+  optional: boolean;
+}
+
 export interface Config {
   log: { level: LogLevel };
   kernelForwarding: KernelForwardingPolicy;
@@ -179,4 +213,8 @@ export interface Config {
   state: StateConfig;
   /** Prometheus metrics over HTTP; absent = off. */
   metrics?: MetricsConfig;
+  /** A router of a pair (README "Two routers"); absent = a single router. Set whenever bird or keepalived is. */
+  liveness?: LivenessConfig;
+  bird?: BirdConfig;
+  keepalived?: KeepalivedConfig;
 }

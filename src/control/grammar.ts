@@ -31,7 +31,7 @@ export type Request =
   | { command: 'route failback' }
   | { command: 'trace'; trace: TraceOptions }
   | { command: 'trace stop' }
-  | { command: 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' | 'events' | 'status' };
+  | { command: 'neighbor show' | 'stats' | 'reload' | 'help' | 'ping' | 'begin' | 'commit' | 'abort' | 'events' | 'status' | 'shutdown' };
 
 /** Commands that change routes and may be part of a transaction. */
 export type RouteChangeRequest = Extract<Request, { command: 'route add' | 'route replace' | 'route del' | 'route revert' }>;
@@ -51,13 +51,14 @@ export const HELP: readonly string[] = [
   'events                                       follow server and route events (until you disconnect)',
   'begin ... commit | abort                     apply several changes at once, or none',
   'reload                                       re-read the config file (a bad one changes nothing)',
+  'shutdown                                     planned stop: a router of a pair gives its prefixes and address away first',
   'trace FILE [prefix P] [port NAME] [drop REASON|drops] [count N] [seconds S]',
   '                                             frames and their verdicts to a pcapng file (replies when done)',
   'trace stop                                   end the running trace',
   'PREFIX: 192.168.1.32/27 or 192.168.1.32 255.255.255.224',
 ];
 
-const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort', 'events', 'status']);
+const SINGLE = new Set(['stats', 'reload', 'help', 'ping', 'begin', 'commit', 'abort', 'events', 'status', 'shutdown']);
 const NEXT_HOP = /^([a-z][a-z0-9_-]{0,31}|\d{1,3}(\.\d{1,3}){3})$/;
 
 export function parseRequest(line: string): Request {

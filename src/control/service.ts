@@ -19,6 +19,7 @@ import type { EventBus, ViprEvent } from '../health/events.js';
 import type { Failover } from '../health/failover.js';
 import { describeCheck, displayState, type HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import type { StateStore } from './state-store.js';
+import type { PairStatus } from '../engines/pair.js';
 import { CommandCounts } from './command-counts.js';
 import { StatusView } from './status.js';
 import { summaryLine, traceDirectory, TraceSession, type TraceOptions } from './trace.js';
@@ -38,6 +39,10 @@ export interface ControlContext {
   portStats?(): Record<string, Record<string, number>>;
   /** Brings them up to date first (with data-plane workers, each reads its sockets' kernel counts). */
   refreshPortStats?(): Promise<void>;
+  /** `shutdown`: a planned stop (a router of a pair gives everything away first); resolves with what was done. */
+  shutdown?(): Promise<string[]>;
+  /** A router of a pair: the liveness link and the engines, for `status`. */
+  pair?(): PairStatus | undefined;
 }
 
 /** Changes logged one line each; a bigger transaction (a table loaded at once) gets one summary line, each change at debug. */
@@ -148,6 +153,11 @@ export class ControlService {
         if (changes.length === 0) return textReply(['nothing to commit'], { applied: 0 });
         await this.apply(changes, plan);
         return textReply([`committed ${changes.length} change(s) at once`], { applied: changes.length });
+      }
+      case 'shutdown': {
+        if (!this.context.shutdown) throw new ControlError('ENOTSUPPORTED', 'shutdown: not available here');
+        const lines = await this.context.shutdown();
+        return textReply(lines, { stopping: true, steps: lines });
       }
       case 'reload':
         return this.serial(async () => {

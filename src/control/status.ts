@@ -14,6 +14,7 @@ import { displayState, type HealthMonitor } from '../health/monitor.js';
 import { describe, type RibRoute } from '../rib/rib.js';
 import { formatAddress, formatPrefix } from '../util/ipv4.js';
 import { table, textReply, type Reply } from './protocol.js';
+import type { PairStatus } from '../engines/pair.js';
 
 /** How long a first caller waits for its second sample: a rate over a second reads like `top`'s. */
 const SAMPLE_INTERVAL_MS = 1000;
@@ -34,6 +35,8 @@ export interface StatusContext {
   router: Router;
   monitor: HealthMonitor;
   startedAt: number;
+  /** A router of a pair: its liveness link and engines. */
+  pair?(): PairStatus | undefined;
 }
 
 interface Sample {
@@ -92,6 +95,8 @@ export interface Status {
   dropsPerSecondByReason: Record<string, number>;
   routes: RouteStatus[];
   servers: ServerStatus[];
+  /** Only for a router of a pair. */
+  pair?: PairStatus;
 }
 
 export class StatusView {
@@ -219,6 +224,7 @@ export class StatusView {
       dropsPerSecondByReason,
       routes,
       servers,
+      pair: this.context.pair?.(),
     };
   }
 }
@@ -234,6 +240,7 @@ export function render(status: Status): string[] {
   return [
     `uptime ${duration(status.uptimeSeconds)}  routes ${status.fibRoutes}  neighbors ${status.neighbors}  ` +
       `last route change ${status.lastRouteChange ? since(status.lastRouteChange) : 'never'}  rates over ${status.intervalSeconds.toFixed(1)}s`,
+    ...(status.pair ? [describePair(status.pair)] : []),
     '',
     ...table(
       ['PORT', 'STATE', 'RX PKT/S', 'RX BIT/S', 'TX PKT/S', 'TX BIT/S', 'FWD PKT/S', 'RX PACKETS', 'TX PACKETS'],
@@ -288,4 +295,17 @@ export function duration(seconds: number): string {
 
 function since(iso: string): string {
   return `${duration((Date.now() - Date.parse(iso)) / 1000)} ago`;
+}
+
+/** One line for `vipr ctl status`. */
+export function describePair(status: PairStatus): string {
+  const parts = [`liveness ${status.liveness.interface} ${status.liveness.carrier ? 'up' : 'down'}`];
+  if (status.bird) {
+    const listed = status.bird.announced.join(' ') || 'nothing';
+    parts.push(status.bird.lastError ? `bird ERROR (${status.bird.lastError})`
+      : status.liveness.carrier ? `bird announces ${listed}` : `bird announces nothing (the link is down; the routes file lists ${listed})`);
+  }
+  if (status.keepalived) parts.push(status.keepalived.pid === null ? 'keepalived not found at start' : `keepalived pid ${status.keepalived.pid}`);
+  if (status.draining) parts.push('giving everything away (planned stop)');
+  return `pair: ${parts.join('; ')}`;
 }

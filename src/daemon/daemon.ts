@@ -30,6 +30,7 @@ import {
   restoreKernelTransit, SystemError,
 } from './system.js';
 import { describeLink, InterfaceWatcher, linkUp, localAddresses, readInterfaces, type InterfaceState } from './interfaces.js';
+import { Pair, startEngines, type PairEngines } from '../engines/pair.js';
 
 function notifyOf(config: Config) {
   return config.health.notify ? { command: config.health.notify, timeoutMs: config.health.notifyTimeoutMs } : undefined;
@@ -73,6 +74,10 @@ export class Daemon {
   /** The backend the ports run on (io: auto decides at start). */
   private backend: PortBackend;
   private readonly startedAt = Date.now();
+  /** A router of a pair: the liveness link, BIRD and keepalived (src/engines/pair.ts); undefined for a single router. */
+  private pair: Pair | undefined;
+  /** Set by `vipr run`: how `vipr ctl shutdown` asks it to stop the process. */
+  onStopRequest: ((reason: string) => void) | undefined;
 
   private constructor(
     private config: Config,
@@ -150,6 +155,8 @@ export class Daemon {
     const kernelPorts = config.interfaces.map((i) => states.get(i.name));
     const descriptions = config.interfaces.map((i, p) => describePort(i.name, kernelPorts[p], i.mtu));
     await Daemon.checkAddresses(config, configPath, descriptions);
+    // The engines of a pair answer (or the start stops here, in one line) before anything is set up.
+    const engines = await startEngines(config, log);
 
     const cpus = config.dataplane.cpu === undefined ? [] : ([] as number[]).concat(config.dataplane.cpu);
     const inline = dataplaneWorkers(config) === 0;
@@ -188,8 +195,9 @@ export class Daemon {
     }
 
     try {
-      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts, ports, backend, transitRule, localAddresses(states));
+      return await Daemon.build(config, configPath, log, descriptions, placement, kernelPorts, ports, backend, transitRule, localAddresses(states), engines);
     } catch (error) {
+      engines?.link.close();
       for (const port of ports) port.close(); // AF_XDP: the program comes off the interfaces now
       // A start that fails leaves no drop rule behind, unless the rule is a
       // running vipr's (the same table): that one keeps forwarding with it.
@@ -244,6 +252,7 @@ export class Daemon {
   private static async build(
     config: Config, configPath: string, log: Logger, descriptions: PortDescription[], placement: Placement | undefined,
     kernelPorts: (InterfaceState | undefined)[], ports: Port[], backend: PortBackend, transitRule: boolean, local: number[],
+    engines: PairEngines | undefined,
   ): Promise<Daemon> {
     const names = config.interfaces.map((i) => i.name);
     const store = new StateStore(config.state.file);
@@ -289,6 +298,10 @@ export class Daemon {
     await daemon.startControl();
     await daemon.startMetrics();
     await daemon.open();
+    if (engines) {
+      daemon.pair = new Pair(engines, { config, rib, ports: daemon.router.ports, counters: () => daemon.router.totals(), events: daemon.events, log });
+      daemon.pair.start();
+    }
     log.info({ io: config.io, backend: daemon.backend, ports: names, routes: rib.size },
       `ready: forwarding on ${names.join(', ')} with ${rib.size} routes (io: ${daemon.backend})`);
     return daemon;
@@ -329,6 +342,8 @@ export class Daemon {
       startedAt: this.startedAt,
       portStats: this.portStats,
       refreshPortStats: async () => this.router.threads?.refreshBackendStats(),
+      shutdown: () => this.shutdown(),
+      pair: () => this.pair?.status(),
     });
     this.control = new ControlServer(this.config.control, service, this.log);
     await this.control.start();
@@ -362,7 +377,9 @@ export class Daemon {
     } catch (error) {
       throw new ControlError('ECONFIG', `reload refused, running config kept: ${(error as Error).message}`);
     }
-    const fixed = (c: Config) => JSON.stringify([c.interfaces, c.io, c.ring, c.xdp, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null]);
+    const fixed = (c: Config) => JSON.stringify([
+      c.interfaces, c.io, c.ring, c.xdp, c.control, c.state, c.dataplane, c.neighbors, c.icmp, c.metrics ?? null, c.liveness ?? null, c.bird ?? null, c.keepalived ?? null,
+    ]);
     const restartNeeded = fixed(next) !== fixed(this.config);
     try {
       this.router.rib.load(next.routes, this.router.rib.runtimeChanges());
@@ -376,7 +393,7 @@ export class Daemon {
     this.router.rib.reselect();
     this.log.level = next.log.level;
     const summary = `reloaded ${this.configPath}: ${next.routes.length} config routes, ${next.servers.length} servers` +
-      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors, icmp and metrics settings apply at the next restart' : '');
+      (restartNeeded ? '; interfaces, io, control, state, dataplane, neighbors, icmp, metrics, liveness, bird and keepalived settings apply at the next restart' : '');
     this.log.info({ config: this.configPath }, summary);
     return summary;
   }
@@ -538,9 +555,29 @@ export class Daemon {
     }));
   };
 
+  /**
+   * A planned stop's first part: a router of a pair gives its prefixes and
+   * its VRRP address away while it still forwards (src/engines/pair.ts).
+   * Nothing to do for a single router. Once; the lines say what was done.
+   */
+  drain(reason: string): Promise<string[]> {
+    return this.pair?.drain(reason) ?? Promise.resolve([]);
+  }
+
+  /** `vipr ctl shutdown`: drain, then the process stops (after the reply has gone out). */
+  private async shutdown(): Promise<string[]> {
+    if (!this.onStopRequest) throw new ControlError('ENOTSUPPORTED', 'this daemon was not started by `vipr run`; stop it the way it was started');
+    const lines = await this.drain('vipr ctl shutdown');
+    const request = this.onStopRequest;
+    // The reply is written when this resolves; the stop closes every connection.
+    setTimeout(() => request('vipr ctl shutdown'), 50);
+    return [...lines, 'stopping'];
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.pair?.close();
     this.watcher.stop();
     this.monitor.stop();
     this.failover.stop();

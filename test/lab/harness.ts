@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { onLines, readyLine } from '../../lab/lib/process.js';
 
-export type LabNodeName = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4';
+export type LabNodeName = 'client' | 'router' | 'switch' | 'web1' | 'web2' | 'web3' | 'web4' | 'upstream' | 'router1' | 'router2';
 
 export interface ExecResult {
   code: number;
@@ -32,13 +32,15 @@ export interface Lab {
 export interface LabUpOptions {
   prefix?: string;
   kernelRouter?: boolean;
+  /** 2: the router pair (lab.sh up --routers 2): upstream, router1, router2 with BIRD and keepalived. */
+  routers?: 1 | 2;
 }
 
 /** Repository root and the lab script, resolved from this file's location. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LAB_SH = fileURLToPath(new URL('../../lab/lab.sh', import.meta.url));
 
-const NAMES: readonly LabNodeName[] = ['client', 'router', 'switch', 'web1', 'web2', 'web3', 'web4'];
+const NAMES: readonly LabNodeName[] = ['client', 'router', 'switch', 'web1', 'web2', 'web3', 'web4', 'upstream', 'router1', 'router2'];
 const PREFIX_RE = /^[a-z][a-z0-9]{0,7}$/;
 
 /** Exit code reported when a command is killed for exceeding its timeout (like timeout(1)). */
@@ -166,6 +168,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<Lab> {
 
   const args = ['up', '--prefix', prefix];
   if (opts.kernelRouter) args.push('--kernel-router');
+  if (opts.routers === 2) args.push('--routers', '2');
   const r = await runLab(args, 90_000);
   if (r.code !== 0) {
     await runLab(['down', '--prefix', prefix], 60_000);
@@ -519,6 +522,8 @@ export function execWithInput(lab: Lab, name: LabNodeName, cmd: string[], input:
 export interface ViprCtlOptions {
   /** Control socket (default: the lab's, labSocketPath). */
   socket?: string;
+  /** The namespace to run it in (default 'router'; a router of a pair: 'router1', 'router2'). */
+  node?: LabNodeName;
   /** Written to the command's stdin (for `vipr ctl -`). */
   input?: string;
   timeoutMs?: number;
@@ -532,7 +537,7 @@ export interface ViprCtlOptions {
  */
 export function viprCtl(lab: Lab, args: string[], opts: ViprCtlOptions = {}): Promise<ExecResult> {
   const cmd = [process.execPath, `${REPO_ROOT}dist/src/cli/main.js`, 'ctl', '--socket', opts.socket ?? labSocketPath(lab), ...args];
-  return execWithInput(lab, 'router', cmd, opts.input ?? '', opts.timeoutMs ?? 15_000);
+  return execWithInput(lab, opts.node ?? 'router', cmd, opts.input ?? '', opts.timeoutMs ?? 15_000);
 }
 
 /** The control socket in the text form through socat, as a person would: `socat - UNIX-CONNECT:SOCK`. */
@@ -551,4 +556,51 @@ export async function curlFromClient(lab: Lab, vip: string, timeoutMs = 8_000): 
     return last.code === 0;
   }, timeoutMs, 200);
   return last;
+}
+
+// ---- the router pair (lab.sh up --routers 2) ------------------------------
+
+export type PairRouterName = 'router1' | 'router2';
+
+/** A router's vipr config in a pair lab (lab/vipr.yaml with its liveness, bird and keepalived sections), written by `lab.sh up --routers 2`. */
+export function pairConfigPath(lab: Lab, router: PairRouterName): string {
+  return `/run/vipr-lab/${lab.prefix}/${router}/vipr.yaml`;
+}
+
+/** A router's control socket in a pair lab. */
+export function pairSocketPath(lab: Lab, router: PairRouterName): string {
+  return `/run/vipr-lab/${lab.prefix}/${router}/vipr.sock`;
+}
+
+/** `vipr ctl ARGS...` against a router of the pair, in its namespace. */
+export function pairCtl(lab: Lab, router: PairRouterName, args: string[], timeoutMs = 15_000): Promise<ExecResult> {
+  return viprCtl(lab, args, { node: router, socket: pairSocketPath(lab, router), timeoutMs });
+}
+
+/** `vipr run` in a router of the pair (its own config, or one written beside it by `edit`). */
+export async function startPairVipr(lab: Lab, router: PairRouterName, edit?: (config: string) => string): Promise<ViprProcess> {
+  let config = pairConfigPath(lab, router);
+  if (edit) {
+    const edited = join(dirname(config), 'vipr-edited.yaml');
+    await writeFile(edited, edit(await readFile(config, 'utf8')));
+    config = edited;
+  }
+  return startVipr(lab, config, { node: router });
+}
+
+/**
+ * The pair lab with vipr in both routers: router1 first (it takes the VRRP
+ * address), then router2. The lab comes down if either does not start.
+ */
+export async function pairLabWithVipr(edit?: (config: string) => string): Promise<{ lab: Lab; vipr: Record<PairRouterName, ViprProcess> }> {
+  const lab = await labUp({ routers: 2 });
+  try {
+    const router1 = await startPairVipr(lab, 'router1', edit);
+    await waitFor(async () => (await lab.exec('router1', ['ip', '-br', '-4', 'addr', 'show', 'dev', 'lan0'])).stdout.includes('192.168.1.1/'), 10_000, 50);
+    const router2 = await startPairVipr(lab, 'router2', edit);
+    return { lab, vipr: { router1, router2 } };
+  } catch (error) {
+    await lab.down();
+    throw error;
+  }
 }

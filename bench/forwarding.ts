@@ -89,7 +89,7 @@ import { DEFAULT_MODES, GEN_CPU, MODES, ROUTER_CPU, SIZES, SPECS, UDP_DPORT, VIP
 import { perfAvailable, profileVipr } from './forwarding/profile.js';
 import { forwardingFigures, judgeLegacy, profileText, tables, type ModeResult } from './forwarding/report.js';
 import {
-  buildCfwd, fwLabUp, kernelRps, kernelTransitSetting, nft, SINK_RULES, startCfwd, startVipr, stopRouter, TRANSIT_DROP_RULES, CFWD_TRANSIT_RULES,
+  buildCfwd, buildCfwdXdp, fwLabUp, kernelRps, kernelTransitSetting, nft, SINK_RULES, startCfwd, startVipr, stopRouter, TRANSIT_DROP_RULES, CFWD_TRANSIT_RULES,
 } from './forwarding/routers.js';
 import { labBenchRefusal, listArg, numberArg, runIfMain } from './lib/program.js';
 import { BenchRun } from './lib/results.js';
@@ -373,7 +373,8 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'vipr-fwbench-'));
   teardownOnExit('forwarding', () => rmSync(dir, { recursive: true, force: true }));
   await buildPace();
-  if (opts.modes.some((m) => SPECS[m].router === 'cfwd')) await buildCfwd();
+  if (opts.modes.some((m) => SPECS[m].router === 'cfwd' && !SPECS[m].xdp)) await buildCfwd();
+  if (opts.modes.some((m) => SPECS[m].xdp)) await buildCfwdXdp();
 
   const bench = new BenchRun('forwarding');
   const log = (s: string) => process.stdout.write(`${s}\n`);

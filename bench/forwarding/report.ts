@@ -293,6 +293,31 @@ export function forwardingFigures(results: ModeResult[]): Figure[] {
       }));
     }
   }
+  // vipr against vipr: AF_XDP against the ring (the issue's ≥ 1.15×), the redesign's workers against the main thread,
+  // two workers against one; AF_XDP against the C forwarder on AF_XDP.
+  const pairs: { v: Mode; a: Mode; target?: string }[] = [
+    { v: 'xdp', a: 'ring', target: '≥ 1.15× io: ring' },
+    { v: 'xdp', a: 'cfwd-xdp', target: '≥ 0.85× the C forwarder on the same API' },
+    { v: 'ring', a: 'ring-inline' },
+    { v: 'ring-w2', a: 'ring' },
+  ];
+  for (const { v: vm, a: am, target } of pairs) {
+    const vr = by(vm);
+    const ar = by(am);
+    const vf = vr && flatFigure(vr, 64);
+    const af = ar && flatFigure(ar, 64);
+    if (!vr || !ar || !vf || !af) continue;
+    out.push(figure({
+      id: `forwarding.flat.64.${vm}.vs-${am}`,
+      measure: `64-byte frames forwarded, flat out — ${SPECS[vm].label} against ${SPECS[am].label}`,
+      unit: 'kpps',
+      better: 'higher',
+      vipr: flatQuantity(vr, vf),
+      anchor: flatAnchor(ar, af),
+      target,
+      note: `${vf.limit.limit}-bound: ${vf.limit.why}`,
+    }));
+  }
   const vz = zeroLossOf(vipr);
   if (vipr.zeroLoss && vz.value !== null) {
     for (const a of ['kernel-rps', 'cfwd'] as const) {

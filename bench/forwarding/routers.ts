@@ -10,9 +10,9 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  bringLabUp, labConfigPath, labRunDir, labSocketPath, netnsOf, randomPrefix, startViprIn, viprEventOf, waitViprNeighbors, type LabNode, type OwnedLab,
+  bringLabUp, labConfigPath, labRunDir, labSocketPath, netnsOf, randomPrefix, startViprIn, viprEventOf, waitViprNeighbors, type LabNode, type OwnedLab, type TrialLab,
 } from '../../lab/lib/lab.js';
-import { announcedChild, compileC, run, stdoutClosed, stopChild } from '../../lab/lib/process.js';
+import { announcedChild, compileC, REPO_ROOT, run, stdoutClosed, stopChild } from '../../lab/lib/process.js';
 import { labNetns } from './host.js';
 import { CLIENT_MAC, GEN_CPU, ROUTER_CPU, SPECS, UDP_DPORT, WEB1_MAC, type Mode } from './modes.js';
 
@@ -56,12 +56,12 @@ async function pinWebServers(prefix: string): Promise<void> {
 }
 
 /** nftables in a lab namespace, from a ruleset text. */
-export async function nft(lab: FwLab, node: LabNode, ruleset: string): Promise<void> {
+export async function nft(lab: Pick<TrialLab, 'prefix' | 'exec'>, node: LabNode, ruleset: string): Promise<void> {
   const file = join(tmpdir(), `vipr-nft-${lab.prefix}-${node}-${randomInt(1e9)}.nft`);
   writeFileSync(file, ruleset);
   const r = await lab.exec(node, ['nft', '-f', file]);
   rmSync(file, { force: true });
-  if (r.code !== 0) throw new Error(`nft in ${lab.ns(node)}: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw new Error(`nft in ${lab.prefix}-${node}: ${r.stderr.trim()}`);
 }
 
 /** The sinks: count and drop the stream at web1's and web2's eth0 (a rule lookup, no UDP input, no ICMP port unreachable). */
@@ -151,8 +151,12 @@ function viprConfig(lab: FwLab): string {
     if (!re.test(text)) throw new Error(`${base}: cannot ${what} (the lab config changed?)`);
     text = text.replace(re, to);
   };
-  change(/^ {2}# cpu: 1$/m, `  cpu: ${ROUTER_CPU}`, 'pin the data plane thread');
+  const workers = variant.workers ?? 1;
+  // Two workers on this 2-core box: the second shares the generator's CPU (reported as such).
+  change(/^ {2}# cpu: 1$/m, workers === 2 ? `  cpu: [${ROUTER_CPU}, ${GEN_CPU}]` : `  cpu: ${ROUTER_CPU}`, 'pin the data plane');
+  if (variant.workers !== undefined) change(/^ {2}workers: \d+$/m, `  workers: ${workers}`, 'set dataplane.workers');
   if (variant.io === 'pcap') change(/^io: ring$/m, 'io: pcap', 'switch io to pcap');
+  if (variant.io === 'xdp') change(/^io: ring$/m, 'io: xdp', 'switch io to xdp');
   if (variant.noChecks) change(/, checks: \[[^\]]*\] \}/g, ' }', 'remove the health checks');
   if (variant.busyPoll) change(/^io: ring$/m, 'io: ring\nring: { busyPoll: true }', 'turn on busy polling');
   if (variant.flipTransit && !lab.benchTransitDrop) {
@@ -188,6 +192,14 @@ export function buildCfwd(): Promise<string> {
   return compileC('bench-cfwd', 'bench/lab/cfwd.c');
 }
 
+/** Compile bench/lab/cfwd-xdp.c (libxdp, libbpf) once. */
+export function buildCfwdXdp(): Promise<string> {
+  return compileC('bench-cfwd-xdp', 'bench/lab/cfwd-xdp.c', { libraries: ['-lxdp', '-lbpf'] });
+}
+
+/** vipr's own XDP program, as the native build leaves it: the C forwarder on AF_XDP runs it too. */
+const XDP_OBJECT = join(REPO_ROOT, 'native-bindings/build/Release/vipr_xdp.bpf.o');
+
 /**
  * The C forwarder on the router's CPU: frames from up0 go to web1's MAC on
  * lan0, frames from lan0 to the client's on up0 (so ping replies come back);
@@ -197,8 +209,10 @@ export function buildCfwd(): Promise<string> {
 export async function startCfwd(lab: FwLab): Promise<RouterProcess> {
   for (const dev of ['up0', 'lan0']) await lab.exec('router', ['ethtool', '-K', dev, 'gro', 'off']);
   await nft(lab, 'router', CFWD_TRANSIT_RULES);
+  const spec = SPECS[lab.mode];
+  const binary = spec.xdp ? [await buildCfwdXdp(), '--xdp-object', XDP_OBJECT] : [await buildCfwd()];
   const command = [
-    'taskset', '-c', String(ROUTER_CPU), await buildCfwd(), '--port', `up0=${CLIENT_MAC}`, '--port', `lan0=${WEB1_MAC}`, ...(SPECS[lab.mode].busyPoll ? ['--busy-poll'] : []),
+    'taskset', '-c', String(ROUTER_CPU), ...binary, '--port', `up0=${CLIENT_MAC}`, '--port', `lan0=${WEB1_MAC}`, ...(spec.busyPoll ? ['--busy-poll'] : []),
   ];
   const child = lab.spawn('router', command);
   const { lines } = await announcedChild(child, 'cfwd', (line) => line.includes('"event":"ready"'), 10_000);
